@@ -1,0 +1,2 @@
+export { ManifestLineSchema, parseManifestLine, serializeManifestLine } from './manifest-line.js';
+export type { ManifestLine } from './manifest-line.js';

@@ -1,0 +1,1 @@
+export { resolveInside, safePathComponent } from './safe-path.js';

@@ -1,0 +1,2 @@
+export { createProgress } from './progress.js';
+export type { ProgressMode, ProgressOptions, ProgressReporter, ProgressSnapshot } from './progress.js';

@@ -1,0 +1,1 @@
+export { cleanClassName } from './common.js';
