@@ -70,6 +70,9 @@ export class Rng {
       }
       return new Rng([seed % TWO_POW_32, Math.floor(seed / TWO_POW_32)], [0, 0]);
     }
+    if (typeof seed !== 'string' && typeof seed !== 'bigint') {
+      throw new InvalidArgumentError('seed', `must be a number, bigint or string, got ${typeof seed}`);
+    }
     const [a, b, c, d] = wordsFromDigest(['diffmix-seed-v1', typeof seed === 'bigint' ? `bigint:${seed}` : seed]);
     return new Rng([a, b], [c, d]);
   }
