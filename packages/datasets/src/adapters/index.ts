@@ -1,1 +1,17 @@
 export { cleanClassName } from './common.js';
+export { type AircraftLevel, type AircraftOptions, cleanAircraftName, loadAircraft } from './aircraft/index.js';
+export { type CubOptions, loadCub } from './cub/index.js';
+export { compareCodePoints, IMG_EXTENSIONS, type ImageFolderOptions, loadImageFolder } from './imagefolder/index.js';
+export { loadParquet, type ParquetOptions } from './parquet/index.js';
+export {
+  decodeIndexMask,
+  type IndexMask,
+  largestInstanceLabel,
+  loadVoc,
+  majorityClassLabel,
+  VOC_CLASS_NAMES,
+  VOC_RAW_CLASS_NAMES,
+  vocColormap,
+  type VocLabelRule,
+  type VocOptions,
+} from './voc/index.js';
