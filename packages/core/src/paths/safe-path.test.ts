@@ -27,5 +27,7 @@ describe('resolveInside', () => {
     expect(() => resolveInside('/tmp/set', '../x')).toThrow(UnsafePathError);
     expect(() => resolveInside('/tmp/set', '/etc/passwd')).toThrow(UnsafePathError);
     expect(() => resolveInside('/tmp/set', 'data/../../x')).toThrow(UnsafePathError);
+    // a sanitised hostile name starts with dots but is a plain child folder
+    expect(resolveInside('/tmp/set', '.._.._etc/a.png')).toBe(path.resolve('/tmp/set/.._.._etc/a.png'));
   });
 });

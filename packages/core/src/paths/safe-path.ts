@@ -28,7 +28,8 @@ export function resolveInside(root: string, relative: string): string {
   const base = path.resolve(root);
   const target = path.resolve(base, relative);
   const rel = path.relative(base, target);
-  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
+  // Compare whole components: a folder named `.._.._etc` is inside, `..` or `../x` is not.
+  if (rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
     throw new UnsafePathError(relative, `escapes ${root}`);
   }
   return target;
