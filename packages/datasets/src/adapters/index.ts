@@ -15,3 +15,6 @@ export {
   type VocLabelRule,
   type VocOptions,
 } from './voc/index.js';
+export { FLOWERS102_CLASS_NAMES, type FlowersOptions, type FlowersSplit, loadFlowers } from './flowers/index.js';
+export { type CarsOptions, loadCars } from './cars/index.js';
+export { type DogsOptions, dogClassName, loadDogs } from './dogs/index.js';
