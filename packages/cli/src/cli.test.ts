@@ -1,0 +1,83 @@
+// End-to-end tests of the built `diffmix` binary (turbo builds it before `test`).
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const bin = path.resolve(import.meta.dirname, '../dist/bin.js');
+
+async function diffmix(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env: { ...process.env, DIFFMIX_DEBUG: '' } });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+let tmp: string;
+beforeAll(async () => {
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`npm run build\` (npm test does it)`);
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'diffmix-cli-'));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe('diffmix demo', () => {
+  it('runs in a reduced mode, writes the report and prints JSON with --json', async () => {
+    const out = path.join(tmp, 'demo');
+    const r = await diffmix(['demo', '--out', out, '--classes', '3', '--per-class', '4', '--test-per-class', '2', '--shots', '2', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result.dataset).toEqual({ classes: 3, train: 12, test: 6, fewShotTrain: 6 });
+    expect(result.stages.filter((s: { status: string }) => s.status === 'done').map((s: { name: string }) => s.name)).toContain('toy dataset');
+    const report = await readFile(path.join(out, 'report.md'), 'utf8');
+    expect(report).toContain('| 0.5 | 0.574 | 0.707 |'); // 0.5^0.8 and 0.5^0.5
+    expect(report).toContain('not implemented');
+    expect(existsSync(path.join(out, 'classes.png'))).toBe(true);
+  });
+
+  it('is repeatable: a second run over the same folder gives the same dataset', async () => {
+    const out = path.join(tmp, 'again');
+    const args = ['demo', '--out', out, '--classes', '2', '--per-class', '3', '--test-per-class', '1', '--shots', '1', '--json'];
+    const a = await diffmix(args);
+    const image = path.join(out, 'toy', 'train', '001.red-striped_circle', '0002.png');
+    const first = await readFile(image);
+    const b = await diffmix(args);
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    expect(JSON.parse(b.stdout).dataset).toEqual(JSON.parse(a.stdout).dataset);
+    expect(await readFile(image)).toEqual(first);
+  });
+
+  it('rejects bad flags with exit code 2 and a message naming the flag', async () => {
+    const r = await diffmix(['demo', '--out', path.join(tmp, 'bad'), '--classes', 'zero']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--classes');
+    const s = await diffmix(['demo', '--out', path.join(tmp, 'bad'), '--shots', '9', '--per-class', '3']);
+    expect(s.code).toBe(2);
+    expect(s.stderr).toContain('--shots');
+  });
+});
+
+describe('diffmix info', () => {
+  it('--json reports versions and engines', async () => {
+    const r = await diffmix(['info', '--json']);
+    expect(r.code).toBe(0);
+    const info = JSON.parse(r.stdout);
+    expect(info.packages['@diffmix/core']).toMatch(/^\d+\.\d+\.\d+/);
+    expect(info.sharp.version).toMatch(/^\d+\.\d+/);
+    expect(typeof info.gpu.usable).toBe('boolean');
+  });
+
+  it('unknown commands exit with 2', async () => {
+    expect((await diffmix(['no-such-command'])).code).toBe(2);
+    expect((await diffmix(['--help'])).code).toBe(0);
+  });
+});

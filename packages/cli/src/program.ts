@@ -1,0 +1,15 @@
+import { Command } from 'commander';
+import { registerDemo } from './commands/demo.js';
+import { registerInfo } from './commands/info.js';
+
+/** The `diffmix` command tree. Subcommands arrive as their packages land (see docs/README.md). */
+export function createProgram(version: string): Command {
+  const program = new Command('diffmix')
+    .description('Generative data augmentation for image classifiers: Diff-Mix and its baselines')
+    .version(version)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerInfo(program);
+  registerDemo(program);
+  return program;
+}
