@@ -12,3 +12,4 @@ export * from './progress/index.js';
 export * from './rng/index.js';
 export * from './types/index.js';
 export * from './paths/index.js';
+export * from './npy/index.js';
