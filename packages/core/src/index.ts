@@ -13,3 +13,4 @@ export * from './rng/index.js';
 export * from './types/index.js';
 export * from './paths/index.js';
 export * from './npy/index.js';
+export * from './safetensors/index.js';

@@ -4,6 +4,7 @@ export {
   DatasetFormatError,
   ImageDecodeError,
   InvalidArgumentError,
+  ModelFormatError,
   NotFoundError,
   UnsafePathError,
   ValidationError,

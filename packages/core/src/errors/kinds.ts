@@ -38,6 +38,25 @@ export class DatasetFormatError extends DiffmixError {
   }
 }
 
+/**
+ * A model or weights file (ONNX, safetensors, LoRA, textual-inversion embeddings, torch checkpoint) is
+ * malformed or does not fit the model it is applied to (bad header, tensor out of range, unknown LoRA
+ * key, shape mismatch). `file` names the offending file.
+ */
+export class ModelFormatError extends DiffmixError {
+  readonly code = 'MODEL_FORMAT';
+  readonly file: string;
+
+  constructor(file: string, problem: string, options?: { cause?: unknown }) {
+    super(`${file}: ${problem}`, options);
+    this.file = file;
+  }
+
+  static override isInstance(value: unknown): value is ModelFormatError {
+    return hasErrorCode(value, 'MODEL_FORMAT');
+  }
+}
+
 /** An image file could not be decoded (corrupt, truncated, not an image). */
 export class ImageDecodeError extends DiffmixError {
   readonly code = 'IMAGE_DECODE';
