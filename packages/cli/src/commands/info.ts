@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { imageIoInfo } from '@diffmix/datasets';
+import { availableProviders, ort, probeDevices } from '@diffmix/diffusion';
 import type { Command } from 'commander';
 import { readPackageVersions } from '../versions.js';
 
@@ -10,12 +11,15 @@ export interface InfoReport {
   memoryGiB: number;
   packages: Record<string, string>;
   sharp: { version: string | null; libvips: string | null };
-  onnxruntime: { installed: boolean; version: string | null; note: string };
-  gpu: { usable: boolean; note: string };
+  onnxruntime: { version: string | null; providersListed: string[]; devices: Array<{ device: string; usable: boolean; reason?: string }> };
+  gpu: { usable: boolean; devices: string[] };
 }
 
 export async function collectInfo(): Promise<InfoReport> {
   const io = imageIoInfo();
+  // Each device is tried on a one-node model: listed is not the same as usable.
+  const devices = await probeDevices();
+  const gpus = devices.filter((d) => d.usable && d.device !== 'cpu').map((d) => d.device);
   return {
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
@@ -23,9 +27,8 @@ export async function collectInfo(): Promise<InfoReport> {
     memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     packages: await readPackageVersions(),
     sharp: { version: io.sharp, libvips: io.libvips },
-    // The ONNX Runtime engine arrives with @diffmix/diffusion; until then say so instead of guessing.
-    onnxruntime: { installed: false, version: null, note: 'not used yet: arrives with @diffmix/diffusion' },
-    gpu: { usable: false, note: 'no engine that uses a GPU is installed yet' },
+    onnxruntime: { version: ort.env.versions?.node ?? null, providersListed: availableProviders(), devices },
+    gpu: { usable: gpus.length > 0, devices: gpus },
   };
 }
 
@@ -45,8 +48,11 @@ export function registerInfo(program: Command): void {
         `node ${info.node} on ${info.platform}, ${info.cpus} CPUs, ${info.memoryGiB} GiB`,
         ...Object.entries(info.packages).map(([n, v]) => `${n} ${v}`),
         `sharp ${info.sharp.version ?? 'missing'} (libvips ${info.sharp.libvips ?? '?'})`,
-        `onnxruntime: ${info.onnxruntime.note}`,
-        `gpu: ${info.gpu.note}`,
+        `onnxruntime-node ${info.onnxruntime.version ?? '?'}: ${info.onnxruntime.devices
+          .map((d) => `${d.device} ${d.usable ? 'usable' : 'not usable'}`)
+          .join(', ')}`,
+        ...info.onnxruntime.devices.filter((d) => !d.usable).map((d) => `  ${d.device}: ${d.reason}`),
+        `gpu: ${info.gpu.usable ? info.gpu.devices.join(', ') : 'none usable'}`,
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
     });

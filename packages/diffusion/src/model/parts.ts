@@ -20,7 +20,7 @@ function staticDim(spec: TensorSpec, axis: number): number | undefined {
   return typeof d === 'number' && d > 0 ? d : undefined;
 }
 
-export class TextEncoder {
+export class SdTextEncoder {
   readonly io: SessionIO;
   private readonly ids: TensorSpec;
   private readonly hidden: TensorSpec;

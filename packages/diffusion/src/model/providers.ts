@@ -7,6 +7,7 @@
  * which one it got.
  */
 import { InvalidArgumentError, type Logger, silentLogger } from '@diffmix/core';
+import { onnx } from '@diffmix/onnx';
 import * as ort from 'onnxruntime-node';
 
 export type Device = 'cpu' | 'webgpu' | 'cuda' | 'auto';
@@ -77,3 +78,51 @@ export function availableProviders(): string[] {
 }
 
 export { ort };
+
+export interface DeviceProbe {
+  device: Exclude<Device, 'auto'>;
+  usable: boolean;
+  /** Why not, when not usable (the runtime's first error line). */
+  reason?: string;
+}
+
+/** A one-node model (y = x + x) used to check that a provider really runs, not just that it is listed. */
+function probeModel(): Uint8Array {
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: {
+      name: 'probe',
+      node: [{ opType: 'Add', input: ['x', 'x'], output: ['y'], name: 'add' }],
+      input: [{ name: 'x', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 4 }] } } } }],
+      output: [{ name: 'y', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 4 }] } } } }],
+    },
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/**
+ * Opens and runs a tiny model on each device to tell which ones work here (for `diffmix info`).
+ * A listed provider can still fail (no GPU, no driver); this reports what actually ran.
+ */
+export async function probeDevices(devices: ReadonlyArray<Exclude<Device, 'auto'>> = ['cpu', 'webgpu', 'cuda']): Promise<DeviceProbe[]> {
+  const bytes = probeModel();
+  const out: DeviceProbe[] = [];
+  // The provider bridge logs through the process-wide default logger: quiet it while probing.
+  const previous = ort.env.logLevel;
+  ort.env.logLevel = 'fatal';
+  for (const device of devices) {
+    try {
+      // logSeverityLevel 4 (fatal only): a missing provider is an expected answer, not an error to print
+      const session = await ort.InferenceSession.create(bytes, { executionProviders: [device], logSeverityLevel: 4 });
+      const r = await session.run({ x: new ort.Tensor('float32', Float32Array.from([1, 2, 3, 4]), [4]) });
+      const y = Array.from((r.y as ort.Tensor).data as Float32Array);
+      await session.release();
+      out.push(y.join(',') === '2,4,6,8' ? { device, usable: true } : { device, usable: false, reason: `wrong result ${y}` });
+    } catch (err) {
+      out.push({ device, usable: false, reason: (err as Error).message.split('\n')[0] ?? String(err) });
+    }
+  }
+  if (previous !== undefined) ort.env.logLevel = previous;
+  return out;
+}

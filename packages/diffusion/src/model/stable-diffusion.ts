@@ -25,7 +25,7 @@ import {
   loadTextualInversion,
   mergeLorasIntoOnnx,
 } from '../weights/index.js';
-import { TextEncoder, Unet, VaeDecoder, VaeEncoder } from './parts.js';
+import { SdTextEncoder, Unet, VaeDecoder, VaeEncoder } from './parts.js';
 import { type ModelSource, type SessionConfig, openSession } from './providers.js';
 
 export type SchedulerName = 'dpm-solver++' | 'ddim';
@@ -77,7 +77,7 @@ export class StableDiffusion {
   private constructor(
     readonly root: string,
     readonly tokenizer: ClipTokenizer,
-    readonly textEncoder: TextEncoder,
+    readonly textEncoder: SdTextEncoder,
     readonly unet: Unet,
     readonly vaeEncoder: VaeEncoder | undefined,
     readonly vaeDecoder: VaeDecoder,
@@ -184,7 +184,7 @@ export class StableDiffusion {
     const dec = await open('vae_decoder');
     const enc = options.skipVaeEncoder ? undefined : await open('vae_encoder');
 
-    const textEncoder = new TextEncoder(te.session, part('text_encoder'));
+    const textEncoder = new SdTextEncoder(te.session, part('text_encoder'));
     const unet = new Unet(un.session, part('unet'));
     const vaeDecoder = new VaeDecoder(dec.session, part('vae_decoder'));
     const vaeEncoder = enc ? new VaeEncoder(enc.session, part('vae_encoder')) : undefined;
