@@ -164,6 +164,23 @@ async function decode(model: StableDiffusion, latents: Float32Array, latentDims:
   return { decoderIn, decoded: decoded.data, floats };
 }
 
+function makeTrace(
+  ctx: { contexts: Float32Array; promptIds: number[][]; negativeIds?: number[][] },
+  dec: { decoderIn: Float32Array; decoded: Float32Array },
+  noisyLatents: Float32Array,
+  img2imgParts: { vaeParameters?: Float32Array; initLatents?: Float32Array } = {},
+): NonNullable<GenerationResult['trace']> {
+  return {
+    promptIds: ctx.promptIds,
+    ...(ctx.negativeIds ? { negativeIds: ctx.negativeIds } : {}),
+    contexts: ctx.contexts,
+    ...img2imgParts,
+    noisyLatents,
+    decoderIn: dec.decoderIn,
+    decoded: dec.decoded,
+  };
+}
+
 function modelSize(model: StableDiffusion, options: GenerationOptions): number {
   const size = options.size ?? model.defaultSize;
   if (!Number.isInteger(size) || size < model.vaeScaleFactor || size % model.vaeScaleFactor !== 0) {
@@ -227,20 +244,7 @@ export async function img2img(model: StableDiffusion, jobs: readonly Img2ImgJob[
     images,
     floatImages: dec.floats,
     timesteps: sel.timesteps,
-    ...(options.trace
-      ? {
-          trace: {
-            promptIds: ctx.promptIds,
-            ...(ctx.negativeIds ? { negativeIds: ctx.negativeIds } : {}),
-            contexts: ctx.contexts,
-            vaeParameters: params.data,
-            initLatents,
-            noisyLatents: noisy,
-            decoderIn: dec.decoderIn,
-            decoded: dec.decoded,
-          },
-        }
-      : {}),
+    ...(options.trace ? { trace: makeTrace(ctx, dec, noisy, { vaeParameters: params.data, initLatents }) } : {}),
   };
 }
 
@@ -268,17 +272,6 @@ export async function txt2img(model: StableDiffusion, jobs: readonly GenerationJ
     images: dec.floats.map((f) => ({ data: floatHWCToRgb(f), width: size, height: size, channels: 3 as const })),
     floatImages: dec.floats,
     timesteps: [...scheduler.timesteps],
-    ...(options.trace
-      ? {
-          trace: {
-            promptIds: ctx.promptIds,
-            ...(ctx.negativeIds ? { negativeIds: ctx.negativeIds } : {}),
-            contexts: ctx.contexts,
-            noisyLatents: start,
-            decoderIn: dec.decoderIn,
-            decoded: dec.decoded,
-          },
-        }
-      : {}),
+    ...(options.trace ? { trace: makeTrace(ctx, dec, start) } : {}),
   };
 }
