@@ -140,7 +140,8 @@ export function bytesToTyped(type: OnnxDataType, bytes: Uint8Array): OnnxTensorD
   if (!c) throw new TypeError(`element type ${type} cannot be held in a typed array`);
   const size = c.BYTES_PER_ELEMENT;
   if (bytes.byteOffset % size === 0) return new c(bytes.buffer, bytes.byteOffset, bytes.byteLength / size);
-  const copy = bytes.slice();
+  // Copy with Uint8Array.from: a Node Buffer's slice() is a view into its pool, not a copy.
+  const copy = Uint8Array.from(bytes);
   return new c(copy.buffer, 0, copy.byteLength / size);
 }
 

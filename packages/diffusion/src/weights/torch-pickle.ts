@@ -596,7 +596,8 @@ export function parseTorchCheckpoint(bytes: Uint8Array, source = '<torch>'): Tor
     const entry = entries.get(`${prefix}data/${key}`);
     if (!entry) throw new ModelFormatError(source, `tensor storage data/${key} is missing from the archive`);
     let data = readZipEntry(bytes, entry, source);
-    if (data.byteOffset % ITEM_SIZE[dtype] !== 0) data = data.slice();
+    // Uint8Array.from copies (a Node Buffer slice() would be a view with the same misalignment).
+    if (data.byteOffset % ITEM_SIZE[dtype] !== 0) data = Uint8Array.from(data);
     cache.set(key, data);
     return data;
   };
