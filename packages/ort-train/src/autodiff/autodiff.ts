@@ -1,0 +1,145 @@
+/**
+ * Reverse-mode automatic differentiation over ONNX graphs: from a forward graph, a scalar loss and
+ * the tensors to differentiate, one graph that computes the loss and `grad_<name>` for each.
+ */
+import { InvalidArgumentError } from '@diffmix/core';
+import { type Graph, type GraphNode, tensorOf } from '../graph/graph.js';
+import { constantValues, inferShapes } from '../graph/infer.js';
+import { FLOAT_TYPES, GradContext } from './context.js';
+import { lowerForTraining, type LowerOptions, type RunningStatOutputs } from './lower.js';
+import { gradientRules, NON_DIFFERENTIABLE_OPS } from './rules.js';
+
+export interface GradientGraphOptions {
+  /** The scalar (or one-element) loss value. Its gradient seed is 1. */
+  loss: string;
+  /** Initializers or graph inputs to differentiate. */
+  wrt: readonly string[];
+  /** Output name of each gradient (default `grad_<name>`). */
+  gradName?: (name: string) => string;
+  /** Keep the forward graph's outputs (default true; the loss is always an output). */
+  keepOutputs?: boolean;
+  /** Make the `wrt` initializers graph inputs (weights fed at every step). Default false. */
+  wrtAsInputs?: boolean;
+  /** Lowering of normalisation ops (see `lowerForTraining`); running statistics become outputs. */
+  lower?: LowerOptions;
+}
+
+export interface GradientGraph {
+  graph: Graph;
+  /** The loss output. */
+  loss: string;
+  /** wrt name → gradient output name. */
+  gradients: Record<string, string>;
+  /** BatchNormalization running statistics (training mode), also graph outputs. */
+  runningStats: RunningStatOutputs[];
+}
+
+/** Error thrown when ops on the differentiated path have no gradient rule. */
+export class UnsupportedOpsError extends InvalidArgumentError {
+  constructor(readonly ops: Map<string, string[]>) {
+    super(
+      'graph',
+      `no gradient rule for ${ops.size} op type(s) on the path from the trainable tensors to the loss: ${[...ops]
+        .map(([op, nodes]) => `${op} (${nodes.length} node${nodes.length > 1 ? 's' : ''}, e.g. ${nodes[0]})`)
+        .join(', ')}`,
+    );
+    this.name = 'UnsupportedOpsError';
+  }
+}
+
+function activeNodes(graph: Graph, wrt: readonly string[], loss: string, isFloat: (v: string) => boolean) {
+  const order = graph.topologicalOrder();
+  const varied = new Set(wrt);
+  for (const n of order) {
+    if (NON_DIFFERENTIABLE_OPS.has(n.opType)) continue;
+    if (n.inputs.some((v) => v && varied.has(v))) for (const o of n.outputs) if (o && isFloat(o)) varied.add(o);
+  }
+  const useful = new Set([loss]);
+  for (const n of [...order].reverse()) if (n.outputs.some((o) => useful.has(o))) for (const v of n.inputs) if (v) useful.add(v);
+  const active = order.filter((n) => !NON_DIFFERENTIABLE_OPS.has(n.opType) && n.outputs.some((o) => varied.has(o) && useful.has(o)));
+  return { active, varied, useful };
+}
+
+/**
+ * Builds the training graph. Throws `UnsupportedOpsError` naming every op type on the differentiated
+ * path without a rule.
+ */
+export function buildGradientGraph(forward: Graph, options: GradientGraphOptions): GradientGraph {
+  const g = forward.clone();
+  const { loss, wrt } = options;
+  for (const w of wrt) {
+    if (!g.initializers.has(w) && !g.inputs.some((i) => i.name === w)) throw new InvalidArgumentError('wrt', `${JSON.stringify(w)} is neither an initializer nor an input of the graph`);
+  }
+  if (options.wrtAsInputs) g.initializersToInputs(wrt.filter((w) => g.initializers.has(w)));
+  let info = inferShapes(g);
+  const isFloat = (v: string) => {
+    const t = info.get(v)?.type;
+    return t === undefined || FLOAT_TYPES.has(t);
+  };
+  // Lower normalisation ops on the active path, then analyse again.
+  const pre = activeNodes(g, wrt, loss, isFloat);
+  const activeSet = new Set(pre.active);
+  const runningStats = lowerForTraining(g, { ...options.lower, filter: (n) => activeSet.has(n) || (n.opType === 'BatchNormalization' && options.lower?.batchNormTraining === true) });
+  info = inferShapes(g);
+  const { active, varied } = activeNodes(g, wrt, loss, isFloat);
+
+  const missing = new Map<string, string[]>();
+  for (const n of active) {
+    if (n.domain !== '' && n.domain !== 'ai.onnx') (missing.get(`${n.domain}.${n.opType}`) ?? missing.set(`${n.domain}.${n.opType}`, []).get(`${n.domain}.${n.opType}`))?.push(n.name);
+    else if (!gradientRules.has(n.opType)) (missing.get(n.opType) ?? missing.set(n.opType, []).get(n.opType))?.push(n.name);
+  }
+  if (missing.size > 0) throw new UnsupportedOpsError(missing);
+
+  const ctx = new GradContext(g, info, constantValues(g));
+  const grads = new Map<string, string[]>();
+  const add = (v: string, gv: string) => {
+    const list = grads.get(v) ?? [];
+    list.push(gv);
+    grads.set(v, list);
+  };
+  const total = (v: string): string | undefined => {
+    const list = grads.get(v);
+    if (!list || list.length === 0) return undefined;
+    if (list.length === 1) return list[0];
+    const s = ctx.op('Sum', list, {}, ctx.type(v), ctx.shape(v));
+    grads.set(v, [s]);
+    return s;
+  };
+  const lossType = ctx.type(loss);
+  const ls = ctx.staticShape(loss);
+  add(
+    loss,
+    ls
+      ? ctx.set(g.constant(tensorOf(lossType, ls, 1), 'loss_seed'), lossType, ls)
+      : ctx.op('ConstantOfShape', [ctx.shapeOf(loss)], { value: { kind: 't', v: tensorOf(lossType, [1], [1]) } }, lossType, ctx.shape(loss)),
+  );
+  for (const n of [...active].reverse()) {
+    const dy = n.outputs.map((o) => (o ? total(o) : undefined));
+    if (dy.every((d) => d === undefined)) continue;
+    const needs = n.inputs.map((v) => !!v && varied.has(v) && isFloat(v));
+    const rule = gradientRules.get(n.opType) as NonNullable<ReturnType<typeof gradientRules.get>>;
+    const res = rule({ ctx, node: n as GraphNode, dy, needs });
+    res.forEach((gv, i) => {
+      const v = n.inputs[i];
+      if (gv && v && needs[i]) add(v, gv);
+    });
+  }
+
+  const gradients: Record<string, string> = {};
+  const keep = options.keepOutputs !== false;
+  const outputs = keep ? g.outputs.filter((o) => o.name !== loss) : [];
+  g.outputs = [{ name: loss, type: lossType, shape: ctx.shape(loss) }, ...outputs];
+  for (const s of runningStats) {
+    g.addOutput(s.mean, ctx.type(s.meanInput), ctx.shape(s.meanInput));
+    g.addOutput(s.var, ctx.type(s.varInput), ctx.shape(s.varInput));
+  }
+  for (const w of wrt) {
+    const name = options.gradName ? options.gradName(w) : `grad_${w}`;
+    const gv = total(w) ?? ctx.zerosLike(w);
+    g.node('Identity', [gv], {}, { output: name, name: g.uniqueName(`grad/output/${w}`) });
+    g.addOutput(name, ctx.type(w), ctx.shape(w));
+    gradients[w] = name;
+  }
+  g.pruneDeadNodes();
+  return { graph: g, loss, gradients, runningStats };
+}

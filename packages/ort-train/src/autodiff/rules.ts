@@ -1,0 +1,485 @@
+/**
+ * Gradient rules, by ONNX op type. A rule receives the node, the gradients of its outputs
+ * (undefined = zero) and which inputs need a gradient, and returns one gradient per input
+ * (undefined = none / zero). Rules only append ONNX nodes; nothing is computed here.
+ */
+import { InvalidArgumentError } from '@diffmix/core';
+import { attr, attrFloat, attrInt, attrInts, attrString, type Dim, type GraphNode, tensorOf } from '../graph/graph.js';
+import { intValues } from '../graph/infer.js';
+import { CAST_CODES, FLOAT_TYPES, type GradContext } from './context.js';
+
+export interface GradRuleArgs {
+  ctx: GradContext;
+  node: GraphNode;
+  /** Gradient of each output (undefined when no gradient flows into it). */
+  dy: (string | undefined)[];
+  /** Whether each input needs a gradient. */
+  needs: boolean[];
+}
+export type GradRule = (args: GradRuleArgs) => (string | undefined)[];
+
+/** Rules by op type (default domain). Add your own with `gradientRules.set(opType, rule)`. */
+export const gradientRules = new Map<string, GradRule>();
+
+/** Ops whose outputs carry no gradient (shape and constant computations, comparisons, index ops). */
+export const NON_DIFFERENTIABLE_OPS = new Set([
+  'Shape', 'Size', 'Constant', 'ConstantOfShape', 'Range', 'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'Not', 'And', 'Or', 'Xor',
+  'NonZero', 'ArgMax', 'ArgMin', 'Floor', 'Ceil', 'Round', 'Sign', 'IsNaN', 'IsInf', 'RandomNormal', 'RandomNormalLike', 'RandomUniform',
+  'RandomUniformLike', 'EyeLike', 'OneHot',
+]);
+
+const need0 = (dy: (string | undefined)[]): string => dy[0] as string;
+
+function reg(ops: string[], rule: GradRule): void {
+  for (const op of ops) gradientRules.set(op, rule);
+}
+
+function input(node: GraphNode, i: number): string {
+  const v = node.inputs[i];
+  if (!v) throw new InvalidArgumentError('graph', `${node.opType} node ${node.name} has no input ${i}`);
+  return v;
+}
+function output(node: GraphNode, i = 0): string {
+  return node.outputs[i] as string;
+}
+
+// ---------------------------------------------------------------- elementwise
+
+reg(['Identity'], ({ dy }) => [need0(dy)]);
+reg(['Dropout'], ({ ctx, node, dy }) => {
+  // Inference-mode Dropout (no training_mode input or a false constant) is the identity.
+  const tm = node.inputs[2];
+  if (tm) {
+    const c = ctx.consts.get(tm);
+    if (!c || Number(c.data[0]) !== 0) throw new InvalidArgumentError('graph', `Dropout ${node.name} in training mode has no gradient rule`);
+  }
+  return [need0(dy)];
+});
+
+reg(['Add', 'Sub'], ({ ctx, node, dy, needs }) => {
+  const g = need0(dy);
+  const y = output(node);
+  const ys = ctx.shape(y);
+  const a = input(node, 0);
+  const b = input(node, 1);
+  const gb = needs[1] ? (node.opType === 'Sub' ? ctx.op('Neg', [g], {}, ctx.type(y), ys) : g) : undefined;
+  return [needs[0] ? ctx.reduceTo(g, a, ys) : undefined, gb ? ctx.reduceTo(gb, b, ys) : undefined];
+});
+
+reg(['Mul'], ({ ctx, node, dy, needs }) => {
+  const g = need0(dy);
+  const ys = ctx.shape(output(node));
+  const [a, b] = [input(node, 0), input(node, 1)];
+  const t = ctx.type(a);
+  return [
+    needs[0] ? ctx.reduceTo(ctx.op('Mul', [g, b], {}, t, ys), a, ys) : undefined,
+    needs[1] ? ctx.reduceTo(ctx.op('Mul', [g, a], {}, t, ys), b, ys) : undefined,
+  ];
+});
+
+reg(['Div'], ({ ctx, node, dy, needs }) => {
+  const g = need0(dy);
+  const y = output(node);
+  const ys = ctx.shape(y);
+  const [, b] = [input(node, 0), input(node, 1)];
+  const t = ctx.type(y);
+  const ga = needs[0] || needs[1] ? ctx.op('Div', [g, b], {}, t, ys) : undefined;
+  return [
+    needs[0] ? ctx.reduceTo(ga as string, input(node, 0), ys) : undefined,
+    needs[1] ? ctx.reduceTo(ctx.op('Neg', [ctx.op('Mul', [ga as string, y], {}, t, ys)], {}, t, ys), b, ys) : undefined,
+  ];
+});
+
+reg(['Neg'], ({ ctx, node, dy }) => [ctx.op('Neg', [need0(dy)], {}, ctx.type(output(node)), ctx.shape(output(node)))]);
+
+reg(['Pow'], ({ ctx, node, dy, needs }) => {
+  const g = need0(dy);
+  const y = output(node);
+  const ys = ctx.shape(y);
+  const [a, p0] = [input(node, 0), input(node, 1)];
+  const t = ctx.type(a);
+  const p = ctx.type(p0) === t ? p0 : ctx.op('Cast', [p0], { to: CAST_CODES[t] as number }, t, ctx.shape(p0));
+  let ga: string | undefined;
+  if (needs[0]) {
+    const pm1 = ctx.op('Sub', [p, ctx.scalarLike(1, a)], {}, t, ctx.shape(p0));
+    const d = ctx.op('Mul', [p, ctx.op('Pow', [a, pm1], {}, t, ys)], {}, t, ys);
+    ga = ctx.reduceTo(ctx.op('Mul', [g, d], {}, t, ys), a, ys);
+  }
+  let gp: string | undefined;
+  if (needs[1]) gp = ctx.reduceTo(ctx.op('Mul', [g, ctx.op('Mul', [y, ctx.op('Log', [a], {}, t, ctx.shape(a))], {}, t, ys)], {}, t, ys), p0, ys);
+  return [ga, gp];
+});
+
+function unary(op: string, f: (ctx: GradContext, x: string, y: string, g: string) => string): void {
+  reg([op], ({ ctx, node, dy }) => [f(ctx, input(node, 0), output(node), need0(dy))]);
+}
+const m = (ctx: GradContext, a: string, b: string, like: string) => ctx.op('Mul', [a, b], {}, ctx.type(like), ctx.shape(like));
+unary('Sqrt', (ctx, _x, y, g) => ctx.op('Div', [g, m(ctx, y, ctx.scalarLike(2, y), y)], {}, ctx.type(y), ctx.shape(y)));
+unary('Exp', (ctx, _x, y, g) => m(ctx, g, y, y));
+unary('Log', (ctx, x, _y, g) => ctx.op('Div', [g, x], {}, ctx.type(x), ctx.shape(x)));
+unary('Reciprocal', (ctx, _x, y, g) => ctx.op('Neg', [m(ctx, g, m(ctx, y, y, y), y)], {}, ctx.type(y), ctx.shape(y)));
+unary('Erf', (ctx, x, _y, g) => {
+  const t = ctx.type(x);
+  const s = ctx.shape(x);
+  const e = ctx.op('Exp', [ctx.op('Neg', [m(ctx, x, x, x)], {}, t, s)], {}, t, s);
+  return m(ctx, g, m(ctx, e, ctx.scalarLike(2 / Math.sqrt(Math.PI), x), x), x);
+});
+unary('Tanh', (ctx, _x, y, g) => {
+  const t = ctx.type(y);
+  return m(ctx, g, ctx.op('Sub', [ctx.scalarLike(1, y), m(ctx, y, y, y)], {}, t, ctx.shape(y)), y);
+});
+unary('Sigmoid', (ctx, _x, y, g) => {
+  const t = ctx.type(y);
+  return m(ctx, g, m(ctx, y, ctx.op('Sub', [ctx.scalarLike(1, y), y], {}, t, ctx.shape(y)), y), y);
+});
+unary('Relu', (ctx, x, _y, g) => {
+  const pos = ctx.op('Greater', [x, ctx.scalarLike(0, x)], {}, 'bool', ctx.shape(x));
+  return ctx.op('Where', [pos, g, ctx.scalarLike(0, x)], {}, ctx.type(x), ctx.shape(x));
+});
+reg(['LeakyRelu'], ({ ctx, node, dy }) => {
+  const x = input(node, 0);
+  const pos = ctx.op('Greater', [x, ctx.scalarLike(0, x)], {}, 'bool', ctx.shape(x));
+  const g = need0(dy);
+  return [ctx.op('Where', [pos, g, m(ctx, g, ctx.scalarLike(attrFloat(node, 'alpha', 0.01), x), x)], {}, ctx.type(x), ctx.shape(x))];
+});
+
+reg(['Softmax'], ({ ctx, node, dy }) => {
+  const y = output(node);
+  const t = ctx.type(y);
+  const s = ctx.shape(y);
+  const axis = attrInt(node, 'axis', -1);
+  const gy = m(ctx, need0(dy), y, y);
+  const sum = ctx.op('ReduceSum', [gy, ctx.int64s([axis])], { keepdims: 1 }, t, undefined);
+  return [ctx.op('Sub', [gy, m(ctx, y, sum, y)], {}, t, s)];
+});
+reg(['LogSoftmax'], ({ ctx, node, dy }) => {
+  const y = output(node);
+  const t = ctx.type(y);
+  const s = ctx.shape(y);
+  const axis = attrInt(node, 'axis', -1);
+  const g = need0(dy);
+  const sum = ctx.op('ReduceSum', [g, ctx.int64s([axis])], { keepdims: 1 }, t, undefined);
+  return [ctx.op('Sub', [g, m(ctx, ctx.op('Exp', [y], {}, t, s), sum, y)], {}, t, s)];
+});
+
+reg(['Where'], ({ ctx, node, dy, needs }) => {
+  const g = need0(dy);
+  const ys = ctx.shape(output(node));
+  const c = input(node, 0);
+  const t = ctx.type(output(node));
+  const zero = ctx.scalarLike(0, output(node));
+  return [
+    undefined,
+    needs[1] ? ctx.reduceTo(ctx.op('Where', [c, g, zero], {}, t, ys), input(node, 1), ys) : undefined,
+    needs[2] ? ctx.reduceTo(ctx.op('Where', [c, zero, g], {}, t, ys), input(node, 2), ys) : undefined,
+  ];
+});
+
+reg(['Cast'], ({ ctx, node, dy }) => {
+  const x = input(node, 0);
+  const t = ctx.type(x);
+  if (!FLOAT_TYPES.has(t)) return [undefined];
+  return [ctx.op('Cast', [need0(dy)], { to: CAST_CODES[t] as number }, t, ctx.shape(x))];
+});
+
+// ---------------------------------------------------------------- matrix products
+
+function transposeLast2(ctx: GradContext, v: string, node: GraphNode): string {
+  const r = ctx.rank(v, node);
+  const s = ctx.shape(v) as Dim[];
+  const perm = [...Array(r).keys()];
+  perm[r - 1] = r - 2;
+  perm[r - 2] = r - 1;
+  return ctx.op('Transpose', [v], { perm }, ctx.type(v), perm.map((p) => s[p] ?? null));
+}
+
+reg(['MatMul'], ({ ctx, node, dy, needs }) => {
+  const g = need0(dy);
+  const [a, b] = [input(node, 0), input(node, 1)];
+  const ra = ctx.rank(a, node);
+  const rb = ctx.rank(b, node);
+  const t = ctx.type(a);
+  let ga: string | undefined;
+  let gb: string | undefined;
+  if (ra === 1 && rb === 1) {
+    if (needs[0]) ga = ctx.op('Mul', [g, b], {}, t, ctx.shape(b));
+    if (needs[1]) gb = ctx.op('Mul', [g, a], {}, t, ctx.shape(a));
+    return [ga, gb];
+  }
+  // Promote 1-D operands and the output gradient to the 2-D forms numpy's matmul uses.
+  const g2 = ra === 1 ? ctx.op('Unsqueeze', [g, ctx.int64s([-2])], {}, t, undefined) : rb === 1 ? ctx.op('Unsqueeze', [g, ctx.int64s([-1])], {}, t, undefined) : g;
+  const a2 = ra === 1 ? ctx.op('Unsqueeze', [a, ctx.int64s([0])], {}, t, [1, ...(ctx.shape(a) as Dim[])]) : a;
+  const b2 = rb === 1 ? ctx.op('Unsqueeze', [b, ctx.int64s([1])], {}, t, [...(ctx.shape(b) as Dim[]), 1]) : b;
+  if (needs[0]) {
+    let d = ctx.op('MatMul', [g2, transposeLast2(ctx, b2, node)], {}, t, undefined);
+    if (ra === 1) d = ctx.op('Squeeze', [d, ctx.int64s([-2])], {}, t, undefined);
+    ga = ctx.reduceTo(d, a);
+  }
+  if (needs[1]) {
+    let d = ctx.op('MatMul', [transposeLast2(ctx, a2, node), g2], {}, t, undefined);
+    if (rb === 1) d = ctx.op('Squeeze', [d, ctx.int64s([-1])], {}, t, undefined);
+    gb = ctx.reduceTo(d, b);
+  }
+  return [ga, gb];
+});
+
+reg(['Gemm'], ({ ctx, node, dy, needs }) => {
+  const g = need0(dy);
+  const [a, b] = [input(node, 0), input(node, 1)];
+  const alpha = attrFloat(node, 'alpha', 1);
+  const beta = attrFloat(node, 'beta', 1);
+  const tA = attrInt(node, 'transA', 0);
+  const tB = attrInt(node, 'transB', 0);
+  const t = ctx.type(a);
+  const gemm = (x: string, y: string, ta: number, tb: number, like: string) =>
+    ctx.op('Gemm', [x, y], { alpha: attr.f(alpha), transA: ta, transB: tb }, t, ctx.shape(like));
+  const ga = needs[0] ? (tA ? gemm(b, g, tB, 1, a) : gemm(g, b, 0, tB ? 0 : 1, a)) : undefined;
+  const gb = needs[1] ? (tB ? gemm(g, a, 1, tA, b) : gemm(a, g, tA ? 0 : 1, 0, b)) : undefined;
+  let gc: string | undefined;
+  const c = node.inputs[2];
+  if (needs[2] && c) {
+    const ys = ctx.shape(output(node));
+    const scaled = beta === 1 ? g : ctx.op('Mul', [g, ctx.scalarLike(beta, c)], {}, t, ys);
+    gc = ctx.reduceTo(scaled, c, ys);
+  }
+  return [ga, gb, gc];
+});
+
+// ---------------------------------------------------------------- reductions
+
+function reduceGrad(ctx: GradContext, node: GraphNode, g: string, axes: number[] | string | undefined, mean: boolean): string {
+  const x = input(node, 0);
+  const y = output(node);
+  const t = ctx.type(x);
+  const keep = attrInt(node, 'keepdims', 1) === 1;
+  let gu = g;
+  if (!keep && axes !== undefined && !(Array.isArray(axes) && axes.length === 0)) {
+    const ax = typeof axes === 'string' ? axes : ctx.int64s(axes);
+    gu = ctx.op('Unsqueeze', [g, ax], {}, t, undefined);
+  }
+  if (mean) {
+    const count = ctx.op('Div', [ctx.sizeOf(x, t), ctx.sizeOf(y, t)], {}, t, []);
+    gu = ctx.op('Div', [gu, count], {}, t, undefined);
+  }
+  return ctx.op('Expand', [gu, ctx.shapeOf(x)], {}, t, ctx.shape(x));
+}
+
+reg(['ReduceSum', 'ReduceMean'], ({ ctx, node, dy }) => {
+  const mean = node.opType === 'ReduceMean';
+  let axes: number[] | string | undefined = attrInts(node, 'axes');
+  const axesInput = node.inputs[1];
+  if (!axes && axesInput) {
+    const c = ctx.consts.get(axesInput);
+    axes = c ? intValues(c as Parameters<typeof intValues>[0]) : axesInput;
+  }
+  const empty = axes === undefined || (Array.isArray(axes) && axes.length === 0);
+  if (empty && attrInt(node, 'noop_with_empty_axes', 0) === 1) return [need0(dy)];
+  return [reduceGrad(ctx, node, need0(dy), axes, mean)];
+});
+
+reg(['GlobalAveragePool'], ({ ctx, node, dy }) => [reduceGrad(ctx, { ...node, attrs: {} }, need0(dy), undefined, true)]);
+
+// ---------------------------------------------------------------- shape ops
+
+reg(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze'], ({ ctx, node, dy }) => {
+  const x = input(node, 0);
+  return [ctx.op('Reshape', [need0(dy), ctx.shapeOf(x)], {}, ctx.type(x), ctx.shape(x))];
+});
+
+reg(['Expand'], ({ ctx, node, dy }) => [ctx.reduceTo(need0(dy), input(node, 0), ctx.shape(output(node)))]);
+
+reg(['Transpose'], ({ ctx, node, dy }) => {
+  const x = input(node, 0);
+  const perm = attrInts(node, 'perm') ?? [...Array(ctx.rank(x, node)).keys()].reverse();
+  const inv = perm.map((_, i) => perm.indexOf(i));
+  return [ctx.op('Transpose', [need0(dy)], { perm: inv }, ctx.type(x), ctx.shape(x))];
+});
+
+reg(['Concat'], ({ ctx, node, dy, needs }) => {
+  const axis = attrInt(node, 'axis', 0);
+  const ins = node.inputs.map((_, i) => input(node, i));
+  const t = ctx.type(output(node));
+  const r = ctx.rank(ins[0] as string, node);
+  const ax = axis < 0 ? axis + r : axis;
+  const dims = ins.map((v) => ctx.shape(v)?.[ax]);
+  const sizes = dims.every((d) => typeof d === 'number')
+    ? ctx.int64s(dims as number[])
+    : ctx.op('Concat', ins.map((v) => ctx.op('Gather', [ctx.shapeOf(v), ctx.int64s([ax])], { axis: 0 }, 'int64', [1])), { axis: 0 }, 'int64', [ins.length]);
+  const outs = ctx.g.nodeN('Split', [need0(dy), sizes], ins.length, { axis: ax }, { name: ctx.g.uniqueName('grad/Split') });
+  return outs.map((o, i) => (needs[i] ? ctx.set(o, t, ctx.shape(ins[i] as string)) : undefined));
+});
+
+reg(['Split'], ({ ctx, node, dy }) => {
+  const axis = attrInt(node, 'axis', 0);
+  const parts = node.outputs.map((o, i) => dy[i] ?? ctx.zerosLike(o));
+  const x = input(node, 0);
+  return [ctx.op('Concat', parts, { axis }, ctx.type(x), ctx.shape(x))];
+});
+
+/** `Reshape(Range(0, Size(x)), Shape(x))`: flat element indices shaped like `x`. */
+function flatIndices(ctx: GradContext, x: string): string {
+  const n = ctx.op('Size', [x], {}, 'int64', []);
+  const r = ctx.op('Range', [ctx.set(ctx.g.constant(tensorOf('int64', [], [0])), 'int64', []), n, ctx.set(ctx.g.constant(tensorOf('int64', [], [1])), 'int64', [])], {}, 'int64', [null]);
+  return ctx.op('Reshape', [r, ctx.shapeOf(x)], {}, 'int64', ctx.shape(x));
+}
+
+/** Scatters `g` (any shape) into zeros shaped like `x` at the flat positions `idx` (same shape as g). */
+function scatterFlat(ctx: GradContext, x: string, idx: string, g: string, add: boolean): string {
+  const t = ctx.type(x);
+  const flatShape = ctx.int64s([-1]);
+  const n = ctx.op('Reshape', [ctx.op('Size', [x], {}, 'int64', []), ctx.int64s([1])], {}, 'int64', [1]);
+  const zeros = ctx.op('ConstantOfShape', [n], { value: attr.t(tensorOf(t, [1], [0])) }, t, [null]);
+  const flat = ctx.op(
+    'ScatterElements',
+    [zeros, ctx.op('Reshape', [idx, flatShape], {}, 'int64', [null]), ctx.op('Reshape', [g, flatShape], {}, t, [null])],
+    add ? { axis: 0, reduction: 'add' } : { axis: 0 },
+    t,
+    [null],
+  );
+  return ctx.op('Reshape', [flat, ctx.shapeOf(x)], {}, t, ctx.shape(x));
+}
+
+reg(['Slice'], ({ ctx, node, dy }) => {
+  const x = input(node, 0);
+  const idx = ctx.op('Slice', [flatIndices(ctx, x), ...node.inputs.slice(1)], {}, 'int64', undefined);
+  return [scatterFlat(ctx, x, idx, need0(dy), false)];
+});
+
+reg(['Gather'], ({ ctx, node, dy }) => {
+  const x = input(node, 0);
+  const idx = ctx.op('Gather', [flatIndices(ctx, x), input(node, 1)], { axis: attrInt(node, 'axis', 0) }, 'int64', undefined);
+  return [scatterFlat(ctx, x, idx, need0(dy), true), undefined];
+});
+
+reg(['Resize'], ({ ctx, node, dy }) => {
+  if (attrString(node, 'mode', 'nearest') !== 'nearest') throw new InvalidArgumentError('graph', `Resize ${node.name}: only mode=nearest has a gradient rule`);
+  const x = input(node, 0);
+  // Resize the flat indices (as int32: exact, and supported by the CPU kernel) with the same
+  // parameters: each output element then names the input element it copied.
+  const idx32 = ctx.op('Cast', [flatIndices(ctx, x)], { to: 6 }, 'int32', ctx.shape(x));
+  const r = ctx.op('Resize', [idx32, ...node.inputs.slice(1)], node.attrs, 'int32', undefined);
+  return [scatterFlat(ctx, x, ctx.op('Cast', [r], { to: 7 }, 'int64', undefined), need0(dy), true)];
+});
+
+// ---------------------------------------------------------------- convolution and pooling
+
+reg(['Conv'], ({ ctx, node, dy, needs }) => {
+  const g = need0(dy);
+  const [x, w] = [input(node, 0), input(node, 1)];
+  const t = ctx.type(x);
+  const ws = ctx.shape(w);
+  if (!ws) throw new InvalidArgumentError('graph', `Conv ${node.name}: the weight shape must be known`);
+  const k = ws.length - 2;
+  const group = attrInt(node, 'group', 1);
+  const autoPad = attrString(node, 'auto_pad', 'NOTSET');
+  if (autoPad !== 'NOTSET' && autoPad !== 'VALID') throw new InvalidArgumentError('graph', `Conv ${node.name}: auto_pad=${autoPad} has no gradient rule (use explicit pads)`);
+  const strides = attrInts(node, 'strides') ?? Array(k).fill(1);
+  const dil = attrInts(node, 'dilations') ?? Array(k).fill(1);
+  const pads = attrInts(node, 'pads') ?? Array(2 * k).fill(0);
+  const kernel = ws.slice(2);
+  const out: (string | undefined)[] = [undefined, undefined, undefined];
+  if (needs[0]) {
+    // dX = ConvTranspose(dY, W) with output_padding = stride − 1, then cut to X's spatial size.
+    const opad = strides.map((s) => s - 1);
+    const ct = ctx.op(
+      'ConvTranspose',
+      [g, w],
+      { strides, pads, dilations: dil, group, output_padding: opad, kernel_shape: kernel.every((d) => typeof d === 'number') ? (kernel as number[]) : undefined },
+      t,
+      undefined,
+    );
+    const xs = ctx.staticShape(x);
+    let gx = ct;
+    if (opad.some((p) => p > 0)) {
+      const axes = ctx.int64s([...Array(k).keys()].map((i) => i + 2));
+      const ends = xs ? ctx.int64s(xs.slice(2)) : ctx.op('Slice', [ctx.shapeOf(x), ctx.int64s([2]), ctx.int64s([2 + k])], {}, 'int64', [k]);
+      gx = ctx.op('Slice', [ct, ctx.int64s(Array(k).fill(0)), ends, axes], {}, t, ctx.shape(x));
+    } else ctx.set(gx, t, ctx.shape(x));
+    out[0] = gx;
+  }
+  if (needs[1]) {
+    if (group !== 1) throw new InvalidArgumentError('graph', `Conv ${node.name}: weight gradient for group=${group} is not implemented (group=1 only)`);
+    // dW[o,i,·] = Σ_n X[n,i,·] ⋆ dY[n,o,·]: a convolution with batch and channel axes swapped, where the
+    // forward stride becomes the dilation and the forward dilation the stride.
+    const perm = [1, 0, ...[...Array(k).keys()].map((i) => i + 2)];
+    const xt = ctx.op('Transpose', [x], { perm }, t, undefined);
+    const gt = ctx.op('Transpose', [g], { perm }, t, undefined);
+    const c = ctx.op('Conv', [xt, gt], { strides: dil, dilations: strides, pads }, t, undefined);
+    // The result can be larger than the kernel (when the last window did not fit): keep the kernel part.
+    const ends = kernel.every((d) => typeof d === 'number') ? ctx.int64s(kernel as number[]) : ctx.op('Slice', [ctx.shapeOf(w), ctx.int64s([2]), ctx.int64s([2 + k])], {}, 'int64', [k]);
+    const cut = ctx.op('Slice', [c, ctx.int64s(Array(k).fill(0)), ends, ctx.int64s([...Array(k).keys()].map((i) => i + 2))], {}, t, undefined);
+    out[1] = ctx.op('Transpose', [cut], { perm }, t, ws);
+  }
+  if (needs[2] && node.inputs[2]) {
+    out[2] = ctx.op('ReduceSum', [g, ctx.int64s([0, ...[...Array(k).keys()].map((i) => i + 2)])], { keepdims: 0 }, t, ctx.shape(input(node, 2)));
+  }
+  return out;
+});
+
+reg(['MaxPool'], ({ ctx, node, dy }) => {
+  const x = input(node, 0);
+  if (attrInt(node, 'storage_order', 0) !== 0) throw new InvalidArgumentError('graph', `MaxPool ${node.name}: storage_order=1 has no gradient rule`);
+  // The forward node gets its Indices output (flat positions of the maxima) if it has none.
+  let indices = node.outputs[1];
+  if (!indices) {
+    indices = ctx.g.uniqueName(`${output(node)}_indices`);
+    node.outputs[1] = indices;
+    ctx.set(indices, 'int64', ctx.shape(output(node)));
+  }
+  return [scatterFlat(ctx, x, indices, need0(dy), true)];
+});
+
+reg(['AveragePool'], ({ ctx, node, dy }) => {
+  const x = input(node, 0);
+  const g = need0(dy);
+  const t = ctx.type(x);
+  const xs = ctx.staticShape(x);
+  if (!xs) throw new InvalidArgumentError('graph', `AveragePool ${node.name}: the input shape must be static`);
+  const kernel = attrInts(node, 'kernel_shape') as number[];
+  const k = kernel.length;
+  const strides = attrInts(node, 'strides') ?? Array(k).fill(1);
+  const pads = attrInts(node, 'pads') ?? Array(2 * k).fill(0);
+  if (attrString(node, 'auto_pad', 'NOTSET') !== 'NOTSET' || attrInt(node, 'ceil_mode', 0) === 1) {
+    throw new InvalidArgumentError('graph', `AveragePool ${node.name}: auto_pad / ceil_mode have no gradient rule`);
+  }
+  const ys = ctx.staticShape(output(node)) as number[];
+  const nc = (xs[0] as number) * (xs[1] as number);
+  // Divisor of each output window: the window size, or (count_include_pad=0) its non-pad part.
+  let scaled: string;
+  const volume = kernel.reduce((a, b) => a * b, 1);
+  if (attrInt(node, 'count_include_pad', 0) === 1 || pads.every((p) => p === 0)) {
+    scaled = ctx.op('Div', [g, ctx.scalarLike(volume, x)], {}, t, ys);
+  } else {
+    const ones = ctx.set(ctx.g.constant(tensorOf(t, [1, 1, ...xs.slice(2)], 1)), t, [1, 1, ...xs.slice(2)]);
+    const frac = ctx.op('AveragePool', [ones], { ...node.attrs, count_include_pad: 1 }, t, [1, 1, ...ys.slice(2)]);
+    const count = ctx.op('Mul', [frac, ctx.scalarLike(volume, x)], {}, t, undefined);
+    scaled = ctx.op('Div', [g, count], {}, t, ys);
+  }
+  const r = ctx.op('Reshape', [scaled, ctx.int64s([nc, 1, ...ys.slice(2)])], {}, t, undefined);
+  const ones = ctx.set(ctx.g.constant(tensorOf(t, [1, 1, ...kernel], 1)), t, [1, 1, ...kernel]);
+  const opad = xs.slice(2).map((d, i) => d + (pads[i] as number) + (pads[i + k] as number) - ((ys[i + 2] as number) - 1) * (strides[i] as number) - (kernel[i] as number));
+  const ct = ctx.op('ConvTranspose', [r, ones], { strides, pads, output_padding: opad }, t, undefined);
+  return [ctx.op('Reshape', [ct, ctx.int64s(xs)], {}, t, xs)];
+});
+
+// ---------------------------------------------------------------- normalisation (inference form)
+
+reg(['BatchNormalization'], ({ ctx, node, dy, needs }) => {
+  if (attrInt(node, 'training_mode', 0) === 1) throw new InvalidArgumentError('graph', `BatchNormalization ${node.name} in training mode must be lowered first (lowerForTraining)`);
+  const [x, scale, , mean, v] = [0, 1, 2, 3, 4].map((i) => input(node, i)) as [string, string, string, string, string];
+  const t = ctx.type(x);
+  const r = ctx.rank(x, node);
+  const g = need0(dy);
+  const cShape = ctx.int64s([-1, ...Array(r - 2).fill(1)]);
+  const eps = attrFloat(node, 'epsilon', 1e-5);
+  const inv = ctx.op('Div', [ctx.scalarLike(1, x), ctx.op('Sqrt', [ctx.op('Add', [v, ctx.scalarLike(eps, x)], {}, t, ctx.shape(v))], {}, t, ctx.shape(v))], {}, t, ctx.shape(v));
+  const axes = ctx.int64s([0, ...[...Array(r - 2).keys()].map((i) => i + 2)]);
+  const res: (string | undefined)[] = [undefined, undefined, undefined, undefined, undefined];
+  if (needs[0]) res[0] = ctx.op('Mul', [g, ctx.op('Reshape', [ctx.op('Mul', [scale, inv], {}, t, ctx.shape(v)), cShape], {}, t, undefined)], {}, t, ctx.shape(x));
+  if (needs[1]) {
+    const xhat = ctx.op('Mul', [ctx.op('Sub', [x, ctx.op('Reshape', [mean, cShape], {}, t, undefined)], {}, t, ctx.shape(x)), ctx.op('Reshape', [inv, cShape], {}, t, undefined)], {}, t, ctx.shape(x));
+    res[1] = ctx.op('ReduceSum', [ctx.op('Mul', [g, xhat], {}, t, ctx.shape(x)), axes], { keepdims: 0 }, t, ctx.shape(scale));
+  }
+  if (needs[2]) res[2] = ctx.op('ReduceSum', [g, axes], { keepdims: 0 }, t, ctx.shape(scale));
+  return res;
+});

@@ -1,0 +1,12 @@
+export { AdamW, clipGradNorm, Optimizer, SGD } from './optimizers.js';
+export type {
+  AdamWOptions,
+  OptimizerKind,
+  OptimizerStateJson,
+  ParamGroup,
+  ParamGroupOptions,
+  ParamMap,
+  SGDOptions,
+} from './optimizers.js';
+export { constantSchedule, cosineWithWarmup } from './schedules.js';
+export type { CosineWarmupOptions, LrSchedule } from './schedules.js';
