@@ -144,6 +144,42 @@ describe('golden tiny-SD UNet', () => {
     expect(model.producer(first?.outputs[0] as string)?.name).toBe(first?.name);
   });
 
+  it('addOutput exposes an intermediate value without changing the existing output', async () => {
+    const model = await loadOnnxModel(unetPath);
+    const softmax = model.findNodes({ opType: 'Softmax', name: /\/attn2\/Softmax$/ });
+    expect(softmax).toHaveLength(4);
+    const value = softmax[0]?.outputs[0] as string;
+    // The torchscript export declares no value_info: the type must be given.
+    expect(() => model.addOutput(value)).toThrow(/does not declare the element type/);
+    expect(model.addOutput(value, { type: 'float32', shape: ['batch', null, 'q', 77] })).toBe(true);
+    expect(model.addOutput(value, { type: 'float32' })).toBe(false); // already an output: unchanged
+    expect(() => model.addOutput('no such value', { type: 'float32' })).toThrow(/not a value/);
+    expect(() => model.addOutput(softmax[1]?.outputs[0] as string, { type: 'float32', shape: [-1] })).toThrow(/bad dimension/);
+    // an initializer takes its declared type and dims
+    expect(model.addOutput('onnx::MatMul_1624')).toBe(true);
+    expect(model.outputs.map((o) => [o.name, o.type, o.shape])).toEqual([
+      ['out_sample', 'float32', ['batch', 4, 'height', 'width']],
+      [value, 'float32', ['batch', null, 'q', 77]],
+      ['onnx::MatMul_1624', 'float32', [32, 32]],
+    ]);
+    const plain = await ort.InferenceSession.create(unetPath);
+    const probed = await createOrtSession(ort, model);
+    const feeds = unetFeeds();
+    const out = await probed.run(feeds);
+    expect((out.out_sample as ort.Tensor).data).toEqual(await run(plain, feeds, 'out_sample'));
+    const probs = out[value] as ort.Tensor;
+    expect(probs.dims).toEqual([2, 8, 64, 77]); // [batch, heads, queries (8×8 latents), 77 tokens]
+    const p = probs.data as Float32Array;
+    for (let row = 0; row < p.length / 77; row++) {
+      let s = 0;
+      for (let k = 0; k < 77; k++) s += p[row * 77 + k] as number;
+      expect(Math.abs(s - 1)).toBeLessThan(1e-5);
+    }
+    expect((out['onnx::MatMul_1624'] as ort.Tensor).data).toEqual(model.initializer('onnx::MatMul_1624').data);
+    await plain.release();
+    await probed.release();
+  });
+
   it('saves with model.onnx_data; ONNX Runtime loads the files itself and we read them back', async () => {
     const model = await loadOnnxModel(unetPath);
     const dir = join(tmp, 'unet');
@@ -288,5 +324,24 @@ describe('external data in a model built by hand (weights.pb with offsets, typed
     expect([...(model.initializer('W').data as Float32Array)]).toEqual(weight.map(Math.fround));
     await model.loadExternalData();
     expect(model.initializerInfo('W').location).toBe('memory');
+  });
+});
+
+describe('parseOnnxModel on a Node Buffer', () => {
+  it('reads initializers correctly from a Buffer that is a misaligned view into a larger pool', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { fileURLToPath } = await import('node:url');
+    const file = fileURLToPath(new URL('../../diffusion/fixtures/golden/tiny-sd/text_encoder/model.onnx', import.meta.url));
+    const bytes = readFileSync(file);
+    const reference = parseOnnxModel(Uint8Array.from(bytes));
+    // A Buffer at an odd offset inside a bigger allocation, as Buffer.concat / pools produce.
+    const pooled = Buffer.concat([Buffer.alloc(3), bytes]).subarray(3);
+    const model = parseOnnxModel(pooled);
+    const name = reference.initializerNames().find((n) => {
+      const info = reference.initializerInfo(n);
+      return info.type === 'float32' && info.dims.length === 2;
+    }) as string;
+    expect(name).toBeDefined();
+    expect(Array.from(model.initializerFloat32(name).data.subarray(0, 64))).toEqual(Array.from(reference.initializerFloat32(name).data.subarray(0, 64)));
   });
 });

@@ -398,6 +398,47 @@ export class OnnxModel {
     return this.producerIndex?.get(value);
   }
 
+  /**
+   * Exposes an existing value (a node output, graph input or initializer) as an extra graph output,
+   * e.g. an intermediate activation to read back from ONNX Runtime. Nothing else in the graph
+   * changes. The element type defaults to what the graph declares for the value (value_info,
+   * input or initializer) and must be given otherwise; `shape` lists dimensions (numbers, symbolic
+   * names, or null for unknown), or is left out for an unknown rank. Returns false (and changes
+   * nothing) when the value is already a graph output.
+   */
+  addOutput(name: string, info: { type?: OnnxDataType; shape?: readonly (number | string | null)[] } = {}): boolean {
+    const graph = this.proto.graph as OnnxProto.GraphProto;
+    if (graph.output.some((o) => o.name === name)) return false;
+    const declared = [...graph.valueInfo, ...graph.input].find((v) => v.name === name);
+    const record = this.records.get(name);
+    if (!record && !declared && !this.producer(name)) {
+      throw new InvalidArgumentError(
+        'name',
+        `${JSON.stringify(name)} is not a value of ${this.source} (no node output, input or initializer)`,
+      );
+    }
+    const declaredType = declared ? this.valueInfo(declared).type : undefined;
+    const type = info.type ?? declaredType ?? record?.type;
+    if (!type)
+      throw new InvalidArgumentError('type', `the graph does not declare the element type of ${JSON.stringify(name)}: give it`);
+    const tensorType: OnnxProto.TypeProto.ITensor = { elemType: ONNX_DATA_TYPE_CODES[type] };
+    const shape = info.shape ?? (declared ? this.valueInfo(declared).shape : record?.dims);
+    if (shape) {
+      tensorType.shape = {
+        dim: shape.map((d) => {
+          if (typeof d === 'number') {
+            if (!Number.isSafeInteger(d) || d < 0)
+              throw new InvalidArgumentError('shape', `bad dimension ${d} for ${JSON.stringify(name)}`);
+            return { dimValue: d };
+          }
+          return d === null ? {} : { dimParam: d };
+        }),
+      };
+    }
+    graph.output.push(onnx.ValueInfoProto.create({ name, type: { tensorType } }));
+    return true;
+  }
+
   /** Rewires one input of a node (e.g. to a new initializer). */
   setNodeInput(node: OnnxNode, index: number, value: string): void {
     if (index < 0 || index >= node.proto.input.length) {
