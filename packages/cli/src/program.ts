@@ -1,6 +1,8 @@
 import { Command } from 'commander';
+import { registerAttention } from './commands/attention.js';
 import { registerDemo } from './commands/demo.js';
 import { registerInfo } from './commands/info.js';
+import { registerSample } from './commands/sample.js';
 
 /** The `diffmix` command tree. Subcommands arrive as their packages land (see docs/README.md). */
 export function createProgram(version: string): Command {
@@ -11,5 +13,7 @@ export function createProgram(version: string): Command {
     .exitOverride();
   registerInfo(program);
   registerDemo(program);
+  registerSample(program);
+  registerAttention(program);
   return program;
 }
