@@ -8,3 +8,4 @@ export * from './models/index.js';
 export * from './optim/index.js';
 export * from './losses/index.js';
 export * from './trainer/index.js';
+export * from './lora/index.js';

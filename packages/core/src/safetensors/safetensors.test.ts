@@ -73,6 +73,18 @@ describe('parseSafetensors', () => {
     expect(aligned.tensor('t').data.buffer).toBe(aligned.bytes.buffer);
   });
 
+  it('copies correctly from a Node Buffer (whose slice is a view, not a copy)', () => {
+    const f = new Float32Array([0.5, -0.25, 3]);
+    const file = formatSafetensors({ a: { shape: [1], data: new Float32Array([7]) }, t: { shape: [3], data: f } });
+    const buf = Buffer.from(file);
+    for (const pad of [0, 3]) {
+      const bytes = pad ? Buffer.concat([Buffer.alloc(pad), buf]).subarray(pad) : buf;
+      const p = parseSafetensors(bytes);
+      expect([...p.float32('t', { copy: true }).data]).toEqual([0.5, -0.25, 3]);
+      expect([...p.float32('t').data]).toEqual([0.5, -0.25, 3]);
+    }
+  });
+
   it('converts F16 / BF16 / F64 to float32 on request', () => {
     const half = new Uint16Array([0x3c00, 0xc100, 0x7bff, 0x0001, 0x8000]);
     const bf = new Uint16Array([0x3f80, 0x4049, 0xc000]);

@@ -150,8 +150,8 @@ export class SafetensorsFile {
     if (!options.copy && absolute % ctor.BYTES_PER_ELEMENT === 0) {
       data = new ctor(this.bytes.buffer, absolute, count);
     } else {
-      // Copy into a fresh (aligned) buffer.
-      const copy = this.bytes.slice(e.byteOffset, e.byteOffset + e.byteLength);
+      // Copy into a fresh (aligned) buffer. Uint8Array's slice, not Buffer's: a Node Buffer's slice is a view.
+      const copy = Uint8Array.prototype.slice.call(this.bytes, e.byteOffset, e.byteOffset + e.byteLength);
       data = new ctor(copy.buffer, 0, count);
     }
     return { name, dtype: e.dtype, shape: [...e.shape], data };

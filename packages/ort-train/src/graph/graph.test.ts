@@ -29,4 +29,27 @@ describe('Graph', () => {
     expect(back.nodes[0]?.attrs.alpha).toEqual({ kind: 'f', v: 0.5 });
     expect(Array.from(back.initializers.get('w')?.data as Float32Array)).toEqual(Array.from(g.initializers.get('w')?.data as Float32Array));
   });
+
+  it('folds integer shape arithmetic so exported dynamic Reshape targets become static', () => {
+    // The torch exporter's pattern: Shape → Gather → Unsqueeze → Concat (with Mul / Div) → Reshape,
+    // and Expand's Where(Equal(shape, -1), ones, shape).
+    const g = new Graph('fold');
+    const x = g.addInput('x', 'float32', [2, 6, 4]);
+    const shp = g.node('Shape', [x]);
+    const b = g.node('Unsqueeze', [g.node('Gather', [shp, g.constant(tensorOf('int64', [], [0]))]), g.int64s([0])]);
+    const c = g.node('Unsqueeze', [g.node('Div', [g.node('Gather', [shp, g.constant(tensorOf('int64', [], [1]))]), g.constant(tensorOf('int64', [], [2]))]), g.int64s([0])]);
+    const tail = g.node('Slice', [shp, g.int64s([-1]), g.int64s([9])]);
+    const target = g.node('Concat', [b, c, g.node('Mul', [tail, g.constant(tensorOf('int64', [], [2]))])], { axis: 0 });
+    const r = g.node('Reshape', [x, target]);
+    const want = g.node('Reshape', [g.int64s([-1]), g.int64s([-1])]);
+    const ones = g.node('ConstantOfShape', [g.int64s([1])], { value: attr.t(tensorOf('int64', [1], [1])) });
+    const eq = g.node('Equal', [want, g.node('Mul', [ones, g.constant(tensorOf('int64', [], [-1]))])]);
+    const e = g.node('Expand', [g.addInput('t', 'float32', [2]), g.node('Where', [eq, ones, want])]);
+    g.addOutput(r);
+    g.addOutput(e);
+    const info = inferShapes(g);
+    expect(info.get(r)?.shape).toEqual([2, 3, 8]);
+    expect(info.get(e)?.shape).toEqual([2]);
+  });
 });
+

@@ -107,12 +107,150 @@ export function inferShapes(graph: Graph): Map<string, ValueInfo> {
     // Constant-fold a few shape computations on static shapes so Reshape targets stay known.
     if (n.opType === 'Shape' && n.outputs[0]) {
       const s = ins[0]?.shape;
-      if (s?.every((d) => typeof d === 'number') && !n.attrs.start && !n.attrs.end) {
-        consts.set(n.outputs[0], { type: 'int64', dims: [s.length], data: BigInt64Array.from(s as number[], (d) => BigInt(d)) });
+      if (s?.every((d) => typeof d === 'number')) {
+        const r = s.length;
+        const start = Math.max(0, normAxis(attrInt(n, 'start', 0), r));
+        const end = Math.min(r, normAxis(attrInt(n, 'end', r), r));
+        const part = (s as number[]).slice(start, Math.max(start, end));
+        consts.set(n.outputs[0], { type: 'int64', dims: [part.length], data: BigInt64Array.from(part, (d) => BigInt(d)) });
+      }
+    } else if (n.outputs[0] && FOLDABLE.has(n.opType)) {
+      const folded = foldIntNode(n, (v) => (v ? consts.get(v) : undefined));
+      if (folded) {
+        consts.set(n.outputs[0], folded);
+        const o = info.get(n.outputs[0]);
+        info.set(n.outputs[0], { name: n.outputs[0], type: folded.type, shape: o?.shape ?? [...folded.dims] });
       }
     }
   }
   return info;
+}
+
+const FOLDABLE = new Set(['Where', 'Equal', 'ConstantOfShape', 'Gather', 'Unsqueeze', 'Squeeze', 'Concat', 'Slice', 'Cast', 'Identity', 'Add', 'Sub', 'Mul', 'Div', 'Reshape']);
+
+/**
+ * Folds small integer shape arithmetic (Shape → Gather → Unsqueeze → Concat → Reshape target, …) when
+ * every input is a known constant. Undefined when it cannot.
+ */
+function foldIntNode(n: GraphNode, constOf: (name: string | undefined) => Tensor | undefined): Tensor | undefined {
+  const vals: { v: number[]; dims: number[]; type: OnnxDataType }[] = [];
+  for (const name of n.inputs) {
+    if (!name) continue;
+    const t = constOf(name);
+    const v = t ? (t.type === 'bool' && t.data.length <= 64 ? Array.from(t.data as ArrayLike<number>, Number) : intValues(t)) : undefined;
+    if (!t || !v) return undefined;
+    vals.push({ v, dims: [...t.dims], type: t.type });
+  }
+  const a = vals[0];
+  if (!a) return undefined;
+  const make = (v: number[], dims: number[], type: OnnxDataType = a.type): Tensor | undefined => {
+    if (type === 'int64') return { type, dims, data: BigInt64Array.from(v, (x) => BigInt(x)) };
+    if (type === 'int32') return { type, dims, data: Int32Array.from(v) };
+    return undefined;
+  };
+  const bcast = (xs: { v: number[]; dims: number[] }[]): number => {
+    const len = Math.max(...xs.map((x) => x.v.length));
+    return xs.every((x) => x.v.length === len || x.v.length === 1) && xs.every((x) => x.dims.length <= 1) ? len : -1;
+  };
+  const at = (x: { v: number[] }, i: number) => x.v[x.v.length === 1 ? 0 : i] as number;
+  switch (n.opType) {
+    case 'Identity':
+      return make(a.v, a.dims);
+    case 'ConstantOfShape': {
+      const val = n.attrs.value;
+      const vt = val?.kind === 't' ? val.v : undefined;
+      const fill = vt ? intValues(vt)?.[0] : 0;
+      const type = vt?.type ?? 'float32';
+      const count = a.v.reduce((p, q) => p * q, 1);
+      if (fill === undefined || count > 64 || a.dims.length !== 1) return undefined;
+      return make(new Array<number>(count).fill(fill), a.v, type);
+    }
+    case 'Equal': {
+      const b = vals[1];
+      if (!b) return undefined;
+      const len = bcast([a, b]);
+      if (len < 0) return undefined;
+      const out = Uint8Array.from({ length: len }, (_, i) => (at(a, i) === at(b, i) ? 1 : 0));
+      return { type: 'bool', dims: a.dims.length >= b.dims.length ? a.dims : b.dims, data: out as unknown as Tensor['data'] };
+    }
+    case 'Where': {
+      const [c, x, y] = vals as [typeof a, typeof a | undefined, typeof a | undefined];
+      if (!x || !y || x.type !== y.type) return undefined;
+      const len = bcast([c, x, y]);
+      if (len < 0) return undefined;
+      const dims = [c, x, y].reduce((p, q) => (q.dims.length > p.dims.length ? q : p)).dims;
+      return make(Array.from({ length: len }, (_, i) => (at(c, i) ? at(x, i) : at(y, i))), dims, x.type);
+    }
+    case 'Cast': {
+      const to = attrInt(n, 'to');
+      return to === 7 ? make(a.v, a.dims, 'int64') : to === 6 ? make(a.v, a.dims, 'int32') : undefined;
+    }
+    case 'Gather': {
+      const idx = vals[1];
+      if (!idx || a.dims.length !== 1 || normAxis(attrInt(n, 'axis', 0), 1) !== 0) return undefined;
+      const out: number[] = [];
+      for (const i of idx.v) {
+        const x = a.v[i < 0 ? i + a.v.length : i];
+        if (x === undefined) return undefined;
+        out.push(x);
+      }
+      return make(out, idx.dims);
+    }
+    case 'Unsqueeze': {
+      const axes = vals[1]?.v ?? attrInts(n, 'axes');
+      if (!axes) return undefined;
+      const r = a.dims.length + axes.length;
+      const norm = new Set(axes.map((x) => normAxis(x, r)));
+      const dims: number[] = [];
+      let k = 0;
+      for (let i = 0; i < r; i++) dims.push(norm.has(i) ? 1 : (a.dims[k++] as number));
+      return make(a.v, dims);
+    }
+    case 'Squeeze': {
+      const axes = vals[1]?.v ?? attrInts(n, 'axes');
+      const norm = axes ? new Set(axes.map((x) => normAxis(x, a.dims.length))) : undefined;
+      return make(a.v, a.dims.filter((d, i) => (norm ? !norm.has(i) : d !== 1)));
+    }
+    case 'Reshape': {
+      const target = vals[1]?.v;
+      if (!target || target.some((d) => d === 0 || d < -1) || target.filter((d) => d === -1).length > 1) return undefined;
+      const known = target.reduce((p, d) => (d === -1 ? p : p * d), 1);
+      return make(a.v, target.map((d) => (d === -1 ? a.v.length / known : d)));
+    }
+    case 'Concat': {
+      if (vals.some((x) => x.dims.length !== 1)) return undefined;
+      const out = vals.flatMap((x) => x.v);
+      return make(out, [out.length]);
+    }
+    case 'Slice': {
+      if (a.dims.length !== 1) return undefined;
+      const st = vals[1]?.v[0];
+      const en = vals[2]?.v[0];
+      const step = vals[4]?.v[0] ?? 1;
+      if (st === undefined || en === undefined || step !== 1 || (vals[3] && normAxis(vals[3].v[0] ?? 0, 1) !== 0)) return undefined;
+      const len = a.v.length;
+      const clamp = (x: number) => Math.min(Math.max(x < 0 ? x + len : x, 0), len);
+      const out = a.v.slice(clamp(st), Math.max(clamp(st), clamp(en)));
+      return make(out, [out.length]);
+    }
+    case 'Add':
+    case 'Sub':
+    case 'Mul':
+    case 'Div': {
+      const b = vals[1];
+      if (!b || a.type !== b.type) return undefined;
+      const n2 = Math.max(a.v.length, b.v.length);
+      if (a.v.length !== n2 && a.v.length !== 1) return undefined;
+      if (b.v.length !== n2 && b.v.length !== 1) return undefined;
+      const f = { Add: (x: number, y: number) => x + y, Sub: (x: number, y: number) => x - y, Mul: (x: number, y: number) => x * y, Div: (x: number, y: number) => Math.trunc(x / y) }[n.opType] as (x: number, y: number) => number;
+      const out = Array.from({ length: n2 }, (_, i) => f(a.v[a.v.length === 1 ? 0 : i] as number, b.v[b.v.length === 1 ? 0 : i] as number));
+      if (a.dims.length > 1 || b.dims.length > 1) return undefined;
+      const dims = a.dims.length > b.dims.length || (a.dims.length === b.dims.length && a.v.length >= b.v.length) ? a.dims : b.dims;
+      return make(out, dims);
+    }
+    default:
+      return undefined;
+  }
 }
 
 function inferNode(

@@ -1,0 +1,112 @@
+/**
+ * Parity with PyTorch: one DreamBooth-LoRA + textual-inversion step on tiny-sd (golden
+ * `grads/lora_step`, README §7). The UNet graph gets LoRA branches (r 4, alpha 4, the values of
+ * `tiny-sd/lora/pytorch_lora_weights.safetensors`) on to_q/k/v/out.0 of attn1 and attn2; loss =
+ * mean((unet_out − noise)²); gradients from `buildGradientGraph` w.r.t. the 64 LoRA matrices and
+ * `encoder_hidden_states`. The text encoder gets the two TI rows appended as a trainable tensor; the
+ * golden d loss / d encoder_hidden_states is backpropagated into them (grad_ti). ONNX Runtime CPU,
+ * float32. Tolerance: max |Δ| ≤ 1e-4 · max |ref| per tensor — the golden README's suggestion, ≈ 15×
+ * the float32 noise of the reference itself (≤ 7e-6 of max|ref| vs float64); a wrong transposition,
+ * scale or reduction gives ≥ 1e-2.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseSafetensors } from '@diffmix/core';
+import { loadOnnxModel } from '@diffmix/onnx';
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { createGraphSession, graphFromOnnxModel } from '../graph/convert.js';
+import { maxAbs, maxAbsDiff, readGoldenF32, readGoldenJson, readGoldenNpy } from '../models/golden-fixtures.js';
+import { buildEmbeddingRowsStep, buildLoraUnetStep } from './step.js';
+
+const STEP = ['grads', 'lora_step'] as const;
+/** tiny-sd: `$DIFFMIX_GOLDEN_DIR/tiny-sd` when set, else the copy in @diffmix/diffusion's fixtures. */
+const TINY_SD = process.env.DIFFMIX_GOLDEN_DIR
+  ? join(process.env.DIFFMIX_GOLDEN_DIR, 'tiny-sd')
+  : fileURLToPath(new URL('../../../diffusion/fixtures/golden/tiny-sd', import.meta.url));
+
+interface GradsIndex {
+  lora: Record<string, { file: string; shape: number[] }>;
+  ti: Record<string, { file: string; row: number; token_id: number }>;
+}
+
+describe('LoRA + textual-inversion step parity (golden grads/lora_step)', () => {
+  it('loss, unet_out, 64 LoRA gradients, d/d encoder_hidden_states and grad_ti', async () => {
+    const index = readGoldenJson<GradsIndex>(...STEP, 'grads_index.json');
+    const lora = parseSafetensors(new Uint8Array(readFileSync(join(TINY_SD, 'lora', 'pytorch_lora_weights.safetensors'))));
+    const report: string[] = [];
+    const results: { label: string; ok: boolean }[] = [];
+    const check = (label: string, got: Float32Array, ref: Float32Array, tol = 1e-4) => {
+      const d = maxAbsDiff(got, ref);
+      const m = maxAbs(ref);
+      report.push(`${label.padEnd(96)} max|Δ| ${d.toExponential(2)}  max|ref| ${m.toExponential(3)}  ratio ${(d / m).toExponential(2)}`);
+      results.push({ label, ok: d <= tol * m });
+    };
+
+    // UNet step.
+    const unet = await graphFromOnnxModel(await loadOnnxModel(join(TINY_SD, 'unet', 'model.onnx')));
+    const step = buildLoraUnetStep(unet, {
+      rank: 4,
+      alpha: 4,
+      init: (module, kind) => lora.float32(`unet.${module}.lora.${kind}.weight`, { copy: true }).data,
+      inputGradients: ['encoder_hidden_states'],
+      inputShapes: { sample: [2, 4, 8, 8], timestep: [2], encoder_hidden_states: [2, 77, 32] },
+    });
+    expect(step.branches).toHaveLength(32);
+    expect(new Set(step.branches.flatMap((b) => [b.down, b.up]))).toEqual(new Set(Object.keys(index.lora)));
+    const session = (await createGraphSession(ort, step.graph)) as ort.InferenceSession;
+    const f32 = (name: string, dims: number[]) => new ort.Tensor('float32', readGoldenF32(...STEP, name), dims);
+    const ts = readGoldenNpy(...STEP, 'timesteps.npy');
+    const tsInput = unet.inputs.find((i) => i.name !== 'sample' && i.name !== 'encoder_hidden_states');
+    const tsName = tsInput?.name ?? 'timestep';
+    const tsData = tsInput?.type === 'float32' ? Float32Array.from(ts.data as BigInt64Array, Number) : (ts.data as BigInt64Array);
+    const feeds: Record<string, ort.Tensor> = {
+      sample: f32('noisy_latents.npy', [2, 4, 8, 8]),
+      encoder_hidden_states: f32('encoder_hidden_states.npy', [2, 77, 32]),
+      [step.target]: f32('noise.npy', [2, 4, 8, 8]),
+      [tsName]: new ort.Tensor(tsInput?.type === 'float32' ? 'float32' : 'int64', tsData, [2]),
+    };
+    const out = await session.run(feeds);
+    const get = (name: string) => (out[name] as ort.Tensor).data as Float32Array;
+    check('loss', get(step.loss), readGoldenF32(...STEP, 'loss.npy'));
+    check('unet_out', get(step.prediction), readGoldenF32(...STEP, 'unet_out.npy'));
+    check('grad_encoder_hidden_states', get(step.gradients.encoder_hidden_states as string), readGoldenF32(...STEP, 'grad_encoder_hidden_states.npy'));
+    let worst = 0;
+    for (const [key, entry] of Object.entries(index.lora)) {
+      const got = get(step.gradients[key] as string);
+      const ref = readGoldenF32(...STEP, 'lora_grads', entry.file.replace(/^lora_grads\//, ''));
+      check(`lora ${key}`, got, ref);
+      worst = Math.max(worst, maxAbsDiff(got, ref) / maxAbs(ref));
+    }
+    report.push(`worst LoRA ratio ${worst.toExponential(2)}`);
+
+    // Text encoder with the two TI rows trainable, fed the golden d loss / d encoder_hidden_states.
+    const te = await graphFromOnnxModel(await loadOnnxModel(join(TINY_SD, 'text_encoder', 'model.onnx')));
+    const ti = parseSafetensors(new Uint8Array(readFileSync(join(TINY_SD, 'ti', 'learned_embeds.safetensors'))));
+    const tokens = Object.entries(index.ti).sort((a, b) => a[1].row - b[1].row);
+    const rows = new Float32Array(tokens.length * 32);
+    for (const [i, [tok]] of tokens.entries()) rows.set(ti.float32(tok).data, i * 32);
+    const teStep = buildEmbeddingRowsStep(te, { input: 'input_ids', append: rows, name: 'ti.rows', inputShapes: { input_ids: [2, 77] } });
+    expect(teStep.rows.firstId).toBe(tokens[0]?.[1].token_id);
+    const teSession = (await createGraphSession(ort, teStep.graph)) as ort.InferenceSession;
+    const ids = readGoldenNpy(...STEP, 'input_ids.npy');
+    const idsInput = te.inputs.find((i) => i.name === 'input_ids');
+    const idsData = idsInput?.type === 'int64' ? BigInt64Array.from(ids.data as Int32Array, (v) => BigInt(v)) : (ids.data as Int32Array);
+    const idsTensor = new ort.Tensor(idsInput?.type === 'int64' ? 'int64' : 'int32', idsData, [2, 77]);
+    // Chained: our own d loss / d encoder_hidden_states from the UNet step (the training pipeline)…
+    const ours = new ort.Tensor('float32', get(step.gradients.encoder_hidden_states as string), [2, 77, 32]);
+    const teOut = await teSession.run({ input_ids: idsTensor, [teStep.gradOutput]: ours });
+    check('encoder_hidden_states (text encoder + TI rows)', (teOut[teStep.output] as ort.Tensor).data as Float32Array, readGoldenF32(...STEP, 'encoder_hidden_states.npy'));
+    check('grad_ti (chained from our grad_encoder_hidden_states)', (teOut[teStep.gradient] as ort.Tensor).data as Float32Array, readGoldenF32(...STEP, 'grad_ti.npy'));
+    // …and isolated: the golden one, so a failure is localised to the text-encoder backward.
+    const teGolden = await teSession.run({ input_ids: idsTensor, [teStep.gradOutput]: f32('grad_encoder_hidden_states.npy', [2, 77, 32]) });
+    check('grad_ti (from the golden grad_encoder_hidden_states)', (teGolden[teStep.gradient] as ort.Tensor).data as Float32Array, readGoldenF32(...STEP, 'grad_ti.npy'));
+
+    if (process.env.DIFFMIX_REPORT) console.log(`LoRA + TI step parity (ORT CPU float32 vs PyTorch float32):\n${report.join('\n')}`);
+    expect(
+      results.filter((r) => !r.ok).map((r) => r.label),
+      report.join('\n'),
+    ).toEqual([]);
+  }, 120_000);
+});
