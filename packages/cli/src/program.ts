@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerAttention } from './commands/attention.js';
 import { registerDemo } from './commands/demo.js';
+import { registerFilter } from './commands/filter.js';
 import { registerInfo } from './commands/info.js';
 import { registerSample } from './commands/sample.js';
 
@@ -14,6 +15,7 @@ export function createProgram(version: string): Command {
   registerInfo(program);
   registerDemo(program);
   registerSample(program);
+  registerFilter(program);
   registerAttention(program);
   return program;
 }

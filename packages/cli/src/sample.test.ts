@@ -92,6 +92,30 @@ describe('diffmix sample', () => {
   });
 });
 
+describe('diffmix filter', () => {
+  const tinyClip = path.resolve(import.meta.dirname, '../../clip-filter/fixtures/golden/tiny-clip');
+  it('scores the set from the sample test and writes remained_meta.csv without touching the images', async () => {
+    const set = path.join(tmp, 'set');
+    const before = await countImages(set);
+    expect(before).toBe(5);
+    const r = await diffmix(['filter', '--set', set, '--clip', tinyClip, '--metaclass', 'object', '--drop-fraction', '0.2', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result.total).toBe(5);
+    expect(result.kept + result.dropped).toBe(5);
+    expect(result.dropped).toBeGreaterThan(0);
+    const remained = (await readFile(path.join(set, 'remained_meta.csv'), 'utf8')).trim().split('\n');
+    expect(remained).toHaveLength(1 + result.kept);
+    expect(await countImages(set)).toBe(5);
+  });
+
+  it('two captions are required when captions are given', async () => {
+    const r = await diffmix(['filter', '--set', path.join(tmp, 'set'), '--clip', tinyClip, '--caption', 'only one']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/two captions/);
+  });
+});
+
 describe('diffmix attention', () => {
   it('renders the maps and reports the rows', async () => {
     const out = path.join(tmp, 'attn.png');
