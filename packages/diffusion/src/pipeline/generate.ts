@@ -110,6 +110,13 @@ function noiseFor(job: GenerationJob, stream: 'vae' | 'latents', length: number,
   return Rng.fromSeed(job.seed).split(stream).fillNormal(new Float32Array(length));
 }
 
+/** Every job's noise for one stream, stacked along the batch axis. */
+function stackNoise(jobs: readonly GenerationJob[], stream: 'vae' | 'latents', perJob: number): Float32Array {
+  const out = new Float32Array(jobs.length * perJob);
+  for (let n = 0; n < jobs.length; n++) out.set(noiseFor(jobs[n] as GenerationJob, stream, perJob, n), n * perJob);
+  return out;
+}
+
 async function encodeContext(model: StableDiffusion, jobs: readonly GenerationJob[], guided: boolean) {
   const prompts = jobs.map((j) => j.prompt);
   const cond = await model.encodePrompts(prompts);
@@ -213,8 +220,7 @@ export async function img2img(model: StableDiffusion, jobs: readonly Img2ImgJob[
   const perJob = latentChannels * latentSize * latentSize;
   let initLatents: Float32Array;
   if (model.vaeEncoder.outputKind === 'parameters') {
-    const vaeNoise = new Float32Array(b * perJob);
-    jobs.forEach((job, n) => vaeNoise.set(noiseFor(job, 'vae', perJob, n), n * perJob));
+    const vaeNoise = stackNoise(jobs, 'vae', perJob);
     initLatents = sampleLatents(params.data, params.dims, model.scalingFactor, vaeNoise);
   } else {
     // The graph sampled already (its own noise): only scale.
@@ -224,8 +230,7 @@ export async function img2img(model: StableDiffusion, jobs: readonly Img2ImgJob[
   // 3. timesteps and noising
   const scheduler = model.createScheduler();
   const sel = img2imgTimesteps(scheduler, steps, strength);
-  const noise = new Float32Array(b * perJob);
-  jobs.forEach((job, n) => noise.set(noiseFor(job, 'latents', perJob, n), n * perJob));
+  const noise = stackNoise(jobs, 'latents', perJob);
   const noisy = scheduler.addNoise(initLatents, noise, sel.latentTimestep);
 
   // 1 + 4. text context and denoising
@@ -262,8 +267,7 @@ export async function txt2img(model: StableDiffusion, jobs: readonly GenerationJ
   const perJob = channels * latentSize * latentSize;
   const scheduler = model.createScheduler();
   scheduler.setTimesteps(steps);
-  const latents = new Float32Array(b * perJob);
-  jobs.forEach((job, n) => latents.set(noiseFor(job, 'latents', perJob, n), n * perJob));
+  const latents = stackNoise(jobs, 'latents', perJob);
   const start = scheduler.initNoiseSigma === 1 ? latents : latents.map((v) => Math.fround(v * scheduler.initNoiseSigma));
   const ctx = await encodeContext(model, jobs, guidance > 1);
   const final = await denoise(model, scheduler, scheduler.timesteps, start, latentDims, ctx, guidance, options);

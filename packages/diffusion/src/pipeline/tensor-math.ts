@@ -26,7 +26,7 @@ export function modelOutputToFloatHWC(pixels: Float32Array, width: number, heigh
   for (let i = 0; i < plane; i++) {
     for (let c = 0; c < 3; c++) {
       const v = Math.fround(Math.fround((pixels[c * plane + i] as number) / 2) + 0.5);
-      out[i * 3 + c] = v < 0 ? 0 : v > 1 ? 1 : v;
+      out[i * 3 + c] = Math.min(Math.max(v, 0), 1);
     }
   }
   return out;
