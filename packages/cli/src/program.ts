@@ -3,6 +3,7 @@ import { registerAttention } from './commands/attention.js';
 import { registerDemo } from './commands/demo.js';
 import { registerFilter } from './commands/filter.js';
 import { registerInfo } from './commands/info.js';
+import { registerLongTail } from './commands/longtail.js';
 import { registerSample } from './commands/sample.js';
 
 /** The `diffmix` command tree. Subcommands arrive as their packages land (see docs/README.md). */
@@ -16,6 +17,7 @@ export function createProgram(version: string): Command {
   registerDemo(program);
   registerSample(program);
   registerFilter(program);
+  registerLongTail(program);
   registerAttention(program);
   return program;
 }

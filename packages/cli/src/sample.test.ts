@@ -116,6 +116,20 @@ describe('diffmix filter', () => {
   });
 });
 
+describe('diffmix longtail', () => {
+  it('writes an imbalanced subset manifest whose size matches the formula', async () => {
+    const out = path.join(tmp, 'lt.json');
+    const r = await diffmix(['longtail', '--data', toy, '--format', 'imagefolder', '--imbalance-factor', '4', '--out', out, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s.subsetImages).toBe(s.expectedTotal);
+    expect(s.largestClass).toBeGreaterThan(s.smallestClass);
+    expect(existsSync(out)).toBe(true);
+    const bad = await diffmix(['longtail', '--data', toy, '--imbalance-factor', '0.5', '--out', out]);
+    expect(bad.code).toBe(2);
+  });
+});
+
 describe('diffmix attention', () => {
   it('renders the maps and reports the rows', async () => {
     const out = path.join(tmp, 'attn.png');
