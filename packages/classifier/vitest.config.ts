@@ -1,0 +1,3 @@
+import { diffmixVitest } from '../../tooling/vitest.preset.mjs';
+
+export default diffmixVitest();
