@@ -1,15 +1,14 @@
-import path from 'node:path';
 import { createConsoleLogger, createProgress, parseShard } from '@diffmix/core';
 import {
-  StableDiffusion,
   adapterOptionsFor,
-  fingerprintFiles,
+  fingerprintModelFolder,
   formatSamplerSummary,
   getStrategy,
   installInterruptHandler,
   parseStrengthChoice,
   planSynthesis,
   runSampler,
+  StableDiffusion,
 } from '@diffmix/diffusion';
 import type { Command } from 'commander';
 import { z } from 'zod';
@@ -53,7 +52,11 @@ export function registerSample(program: Command): void {
     .option('--format <name>', `dataset layout: ${DATASET_FORMATS.join(', ')}`, 'imagefolder')
     .requiredOption('--model <dir>', 'Stable Diffusion ONNX folder (see docs/bring-your-own-sd.md)')
     .requiredOption('--out <dir>', 'synthetic set folder (created; re-running resumes)')
-    .option('--strategy <name>', 'diff-mix, real-mix, diff-aug, real-aug, real-guidance, da-fusion, diff-gen, real-gen', 'diff-mix')
+    .option(
+      '--strategy <name>',
+      'diff-mix, real-mix, diff-aug, real-aug, real-guidance, da-fusion, diff-gen, real-gen',
+      'diff-mix',
+    )
     .option('--lora <file>', 'LoRA safetensors (repeatable)', collect)
     .option('--ti <file>', 'textual-inversion embeddings (repeatable)', collect)
     .option('--strengths <rule>', "0.7 | 0.5,0.7,0.9 | uniform | beta | 'beta(a,b)'")
@@ -83,10 +86,19 @@ export function registerSample(program: Command): void {
       const strategy = getStrategy(o.strategy);
       const dataset = await loadDataset(o.format, o.data, { ...(o.shots ? { shots: o.shots } : {}) });
       const adapters = adapterOptionsFor(strategy, { lora: o.lora, textualInversion: o.ti });
-      const model = await StableDiffusion.load(o.model, { device: o.device, logger: log, ...adapters, skipVaeEncoder: strategy.mode === 'txt2img' });
-      const modelFiles = [...(adapters.lora ?? []), ...(adapters.textualInversion ?? [])].filter((f): f is string => typeof f === 'string');
-      const fingerprint = await fingerprintFiles([path.join(o.model, 'unet', 'model.onnx'), path.join(o.model, 'text_encoder', 'model.onnx'), ...modelFiles]);
-      const strengths = o.strengths === undefined ? undefined : typeof o.strengths === 'string' ? parseStrengthChoice(o.strengths) : o.strengths;
+      const model = await StableDiffusion.load(o.model, {
+        device: o.device,
+        logger: log,
+        ...adapters,
+        skipVaeEncoder: strategy.mode === 'txt2img',
+      });
+      const modelFiles = [...(adapters.lora ?? []), ...(adapters.textualInversion ?? [])].filter(
+        (f): f is string => typeof f === 'string',
+      );
+      // Every file of the model's parts (external weights included) and the adapters: any change gives new job ids.
+      const fingerprint = await fingerprintModelFolder(o.model, modelFiles);
+      const strengths =
+        o.strengths === undefined ? undefined : typeof o.strengths === 'string' ? parseStrengthChoice(o.strengths) : o.strengths;
       const plan = planSynthesis({
         dataset,
         strategy,

@@ -37,4 +37,4 @@ export {
 } from './run.js';
 export { type InterruptHandler, type InterruptHandlerOptions, exitCodeForSignal, installInterruptHandler } from './interrupt.js';
 export { COMPOSE_FILE, type ComposeOptions, type ComposeSummary, composeSyntheticSet } from './compose.js';
-export { fingerprintFiles } from './fingerprint.js';
+export { fingerprintFiles, fingerprintModelFolder } from './fingerprint.js';
