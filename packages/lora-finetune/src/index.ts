@@ -1,3 +1,8 @@
-/** @diffmix/lora-finetune — TI, DreamBooth-LoRA and TI+DB fine-tuning steps on exported SD ONNX graphs. */
-export { LoraTiStepper } from './step.js';
+/** @diffmix/lora-finetune — TI, DreamBooth-LoRA, TI+DB and full fine-tuning on exported SD ONNX graphs. */
+
+export type { FullUnetStep, FullUnetStepOptions } from './full-step.js';
+export { buildFullUnetStep } from './full-step.js';
+export type { SaveUnetOptions } from './save-unet.js';
+export { saveUnetOnnx } from './save-unet.js';
 export type { FineTuneMode, LoraTiStepperOptions, StepBatch, StepperCheckpoint, StepResult } from './step.js';
+export { FINE_TUNE_MODES, LoraTiStepper, peftLoraInit, ROWS } from './step.js';

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseNpy, parseSafetensors } from '@diffmix/core';
-import { loadOnnxModel } from '@diffmix/onnx';
 import { StableDiffusion } from '@diffmix/diffusion';
+import { loadOnnxModel } from '@diffmix/onnx';
 import { graphFromOnnxModel } from '@diffmix/ort-train';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
@@ -17,7 +17,9 @@ import { LoraTiStepper } from './step.js';
 
 const GOLDEN = process.env.DIFFMIX_GOLDEN_DIR ?? fileURLToPath(new URL('../../ort-train/fixtures/golden', import.meta.url));
 const STEP = join(GOLDEN, 'grads', 'lora_step');
-const TINY_SD = process.env.DIFFMIX_GOLDEN_DIR ? join(GOLDEN, 'tiny-sd') : fileURLToPath(new URL('../../diffusion/fixtures/golden/tiny-sd', import.meta.url));
+const TINY_SD = process.env.DIFFMIX_GOLDEN_DIR
+  ? join(GOLDEN, 'tiny-sd')
+  : fileURLToPath(new URL('../../diffusion/fixtures/golden/tiny-sd', import.meta.url));
 const npy = (name: string) => parseNpy(readFileSync(join(STEP, name)), name);
 const f32 = (name: string) => npy(name).data as Float32Array;
 const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
@@ -146,7 +148,13 @@ describe('LoraTiStepper', () => {
     expect(enc.ids.flat()).toEqual(Array.from(b.inputIds));
     expect(maxDiff(enc.data, r.encoderHiddenStates)).toBeLessThanOrEqual(1e-5);
     for (let i = 0; i < 2; i++) {
-      const pred = await sd.unet.predict(b.noisyLatents.slice(i * 256, (i + 1) * 256), [1, 4, 8, 8], b.timesteps[i] as number, r.encoderHiddenStates.slice(i * 77 * 32, (i + 1) * 77 * 32), [1, 77, 32]);
+      const pred = await sd.unet.predict(
+        b.noisyLatents.slice(i * 256, (i + 1) * 256),
+        [1, 4, 8, 8],
+        b.timesteps[i] as number,
+        r.encoderHiddenStates.slice(i * 77 * 32, (i + 1) * 77 * 32),
+        [1, 77, 32],
+      );
       expect(maxDiff(pred, r.prediction.slice(i * 256, (i + 1) * 256))).toBeLessThanOrEqual(1e-5);
     }
   }, 120_000);

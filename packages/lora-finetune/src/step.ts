@@ -5,7 +5,7 @@
  * UNet with LoRA branches → mean((ε̂ − noise)²) → gradients (LoRA matrices, d/d encoder_hidden_states
  * chained into the rows) → AdamW (two groups: `lora`, `embeddings`), grad clipping on LoRA only.
  */
-import { formatSafetensors, InvalidArgumentError } from '@diffmix/core';
+import { formatSafetensors, InvalidArgumentError, Rng } from '@diffmix/core';
 import {
   AdamW,
   buildEmbeddingRowsStep,
@@ -19,8 +19,30 @@ import {
   type OptimizerStateJson,
 } from '@diffmix/ort-train';
 import type * as Ort from 'onnxruntime-node';
+import { buildFullUnetStep, type FullUnetStep } from './full-step.js';
 
-export type FineTuneMode = 'ti' | 'db' | 'ti+db';
+/**
+ * `ti`: placeholder rows only; `db`: LoRA only; `ti+db`: both (Diff-Mix's default); `full`: every UNet
+ * weight (no LoRA), plus placeholder rows when `rows` is given.
+ */
+export type FineTuneMode = 'ti' | 'db' | 'ti+db' | 'full';
+export const FINE_TUNE_MODES: readonly FineTuneMode[] = ['ti', 'db', 'ti+db', 'full'];
+
+/**
+ * peft's LoRA init: down ~ kaiming_uniform(a = √5) — nn.Linear's default, i.e. U(−1/√in, 1/√in) —
+ * and up = 0, so the branch starts as a no-op but its gradients are non-zero from the first step.
+ * Each module draws from its own child stream of `rng` (independent of the order modules are visited).
+ */
+export function peftLoraInit(rng: Rng): NonNullable<LoraTiStepperOptions['loraInit']> {
+  return (module, kind, dims) => {
+    const out = new Float32Array(dims[0] * dims[1]);
+    if (kind === 'up') return out;
+    const r = rng.split(`lora-init:${module}`);
+    const bound = 1 / Math.sqrt(dims[1]);
+    for (let i = 0; i < out.length; i++) out[i] = r.uniformRange(-bound, bound);
+    return out;
+  };
+}
 
 export interface LoraTiStepperOptions {
   ort: typeof Ort;
@@ -37,9 +59,14 @@ export interface LoraTiStepperOptions {
   rank?: number;
   alpha?: number;
   targets?: readonly string[];
-  /** LoRA initial values; default peft-style: down from `randomDown`, up zero. */
+  /**
+   * LoRA initial values. Default: `peftLoraInit(Rng.fromSeed(seed))` (down random, up zero) in db /
+   * ti+db; zeros in ti (the branches are inserted but frozen, so they must be no-ops).
+   */
   loraInit?: (module: string, kind: 'down' | 'up', dims: readonly [number, number]) => Float32Array;
-  /** Initial placeholder rows [n, hidden] (ti / ti+db). */
+  /** Seed of the default LoRA init (default 0). */
+  seed?: number | string;
+  /** Initial placeholder rows [n, hidden] (ti / ti+db; optional in full). */
   rows?: Float32Array;
   lr?: number;
   embeddingLr?: number;
@@ -58,12 +85,12 @@ export interface StepResult {
   loss: number;
   prediction: Float32Array;
   encoderHiddenStates: Float32Array;
-  /** Gradients before clipping, by parameter name (LoRA keys, `ti.rows`). */
+  /** Gradients before clipping, by parameter name (LoRA keys or UNet weights in full, `ti.rows`). */
   gradients: Map<string, Float32Array>;
   gradEncoderHiddenStates: Float32Array;
 }
 
-const ROWS = 'ti.rows';
+export const ROWS = 'ti.rows';
 
 export interface StepperCheckpoint {
   params: Map<string, Float32Array>;
@@ -76,7 +103,12 @@ export class LoraTiStepper {
   readonly optimizer: AdamW;
   readonly unetStep: LoraUnetStep;
   readonly teStep: EmbeddingRowsStep | undefined;
+  /** LoRA matrices being trained (empty in ti and full). */
   readonly loraNames: string[];
+  /** Every trained UNet tensor: the LoRA matrices, or in full mode the UNet weights. */
+  readonly unetParamNames: string[];
+  /** Dims of each trained UNet tensor (as fed to the graph). */
+  private readonly unetDims = new Map<string, readonly number[]>();
   private constructor(
     private readonly o: LoraTiStepperOptions,
     unetStep: LoraUnetStep,
@@ -89,9 +121,17 @@ export class LoraTiStepper {
   ) {
     this.unetStep = unetStep;
     this.teStep = teStep;
-    this.loraNames = o.mode === 'ti' ? [] : unetStep.branches.flatMap((b) => [b.down, b.up]);
+    this.loraNames = o.mode === 'ti' || o.mode === 'full' ? [] : unetStep.branches.flatMap((b) => [b.down, b.up]);
+    const r = o.rank ?? 10;
+    for (const b of unetStep.branches) {
+      this.unetDims.set(b.down, [r, b.inFeatures]);
+      this.unetDims.set(b.up, [b.outFeatures, r]);
+    }
+    const full = (unetStep as Partial<FullUnetStep>).weights ?? [];
+    for (const w of full) this.unetDims.set(w.name, w.dims);
+    this.unetParamNames = o.mode === 'full' ? full.map((w) => w.name) : this.loraNames;
     const groups = [];
-    if (this.loraNames.length) groups.push({ params: this.loraNames, lr: o.lr ?? 5e-5 });
+    if (this.unetParamNames.length) groups.push({ params: this.unetParamNames, lr: o.lr ?? 5e-5 });
     if (teStep) groups.push({ params: [ROWS], lr: o.embeddingLr ?? 5e-5 });
     this.optimizer = new AdamW(groups, { weightDecay: o.weightDecay ?? 1e-2 });
   }
@@ -100,29 +140,55 @@ export class LoraTiStepper {
     if (!(o.batchSize >= 1)) throw new InvalidArgumentError('batchSize', 'must be ≥ 1');
     const seqLen = o.seqLen ?? 77;
     const [c, h, w] = o.latentShape;
-    if ((o.mode === 'ti' || o.mode === 'ti+db') && !o.rows) throw new InvalidArgumentError('rows', `mode ${o.mode} needs placeholder rows`);
+    if (!FINE_TUNE_MODES.includes(o.mode))
+      throw new InvalidArgumentError('mode', `must be one of ${FINE_TUNE_MODES.join(', ')}, got ${JSON.stringify(o.mode)}`);
+    if ((o.mode === 'ti' || o.mode === 'ti+db') && !o.rows)
+      throw new InvalidArgumentError('rows', `mode ${o.mode} needs placeholder rows`);
+    if (o.mode === 'db' && o.rows)
+      throw new InvalidArgumentError('rows', 'mode db trains no placeholder rows (prompt with the class name)');
     const targets = o.targets ?? DEFAULT_LORA_TARGETS;
-    // The UNet step: LoRA matrices as inputs (ti mode: still inserted, fed zeros, never updated).
-    const unetStep = buildLoraUnetStep(o.unet, {
-      rank: o.rank ?? 10,
-      alpha: o.alpha ?? o.rank ?? 10,
-      targets,
-      asInputs: true,
-      inputGradients: ['encoder_hidden_states'],
-      inputShapes: { sample: [o.batchSize, c, h, w], timestep: [o.batchSize], encoder_hidden_states: [o.batchSize, seqLen, o.hiddenSize] },
-    });
-    if (unetStep.branches.length === 0) throw new InvalidArgumentError('targets', `no UNet module matches ${JSON.stringify(targets)}`);
+    const inputShapes = {
+      sample: [o.batchSize, c, h, w],
+      timestep: [o.batchSize],
+      encoder_hidden_states: [o.batchSize, seqLen, o.hiddenSize],
+    };
     const params = new Map<string, Float32Array>();
-    for (const b of unetStep.branches) {
-      const dd = [o.rank ?? 10, b.inFeatures] as const;
-      const ud = [b.outFeatures, o.rank ?? 10] as const;
-      params.set(b.down, o.loraInit?.(b.module, 'down', dd) ?? new Float32Array(dd[0] * dd[1]));
-      params.set(b.up, o.loraInit?.(b.module, 'up', ud) ?? new Float32Array(ud[0] * ud[1]));
+    let unetStep: LoraUnetStep;
+    if (o.mode === 'full') {
+      const fs = buildFullUnetStep(o.unet, { inputShapes, inputGradients: ['encoder_hidden_states'] });
+      // Copies: the optimiser updates in place, and the graph's initializer data may be shared with a loaded model.
+      for (const wt of fs.weights) params.set(wt.name, Float32Array.from(o.unet.initializers.get(wt.name)?.data as Float32Array));
+      unetStep = fs;
+    } else {
+      // The UNet step: LoRA matrices as inputs (ti mode: still inserted, fed zeros, never updated).
+      unetStep = buildLoraUnetStep(o.unet, {
+        rank: o.rank ?? 10,
+        alpha: o.alpha ?? o.rank ?? 10,
+        targets,
+        asInputs: true,
+        inputGradients: ['encoder_hidden_states'],
+        inputShapes,
+      });
+      if (unetStep.branches.length === 0)
+        throw new InvalidArgumentError('targets', `no UNet module matches ${JSON.stringify(targets)}`);
+      const init = o.loraInit ?? (o.mode === 'ti' ? undefined : peftLoraInit(Rng.fromSeed(o.seed ?? 0)));
+      for (const b of unetStep.branches) {
+        const dd = [o.rank ?? 10, b.inFeatures] as const;
+        const ud = [b.outFeatures, o.rank ?? 10] as const;
+        params.set(b.down, init?.(b.module, 'down', dd) ?? new Float32Array(dd[0] * dd[1]));
+        params.set(b.up, init?.(b.module, 'up', ud) ?? new Float32Array(ud[0] * ud[1]));
+      }
     }
     let teStep: EmbeddingRowsStep | undefined;
     let teGraph = o.textEncoder;
     if (o.rows) {
-      teStep = buildEmbeddingRowsStep(o.textEncoder, { input: 'input_ids', append: o.rows, name: ROWS, asInput: true, inputShapes: { input_ids: [o.batchSize, seqLen] } });
+      teStep = buildEmbeddingRowsStep(o.textEncoder, {
+        input: 'input_ids',
+        append: o.rows,
+        name: ROWS,
+        asInput: true,
+        inputShapes: { input_ids: [o.batchSize, seqLen] },
+      });
       teGraph = teStep.graph;
       params.set(ROWS, Float32Array.from(o.rows));
     }
@@ -148,11 +214,13 @@ export class LoraTiStepper {
   async gradients(batch: StepBatch): Promise<StepResult> {
     const { ort, batchSize: n, latentShape } = this.o;
     const seqLen = this.o.seqLen ?? 77;
-    const ids = new ort.Tensor(this.idsType, this.idsType === 'int64' ? BigInt64Array.from(batch.inputIds, (v) => BigInt(v)) : batch.inputIds, [n, seqLen]);
+    const ids = new ort.Tensor(
+      this.idsType,
+      this.idsType === 'int64' ? BigInt64Array.from(batch.inputIds, (v) => BigInt(v)) : batch.inputIds,
+      [n, seqLen],
+    );
     const teFeeds: Record<string, Ort.Tensor> = { input_ids: ids };
-    const teOut0 = this.teStep
-      ? undefined
-      : await this.teSession.run(teFeeds);
+    const teOut0 = this.teStep ? undefined : await this.teSession.run(teFeeds);
     let ehs: Float32Array;
     let hidden: number;
     if (this.teStep) {
@@ -174,33 +242,44 @@ export class LoraTiStepper {
       [this.tsName]:
         this.tsType === 'float32'
           ? new ort.Tensor('float32', Float32Array.from(batch.timesteps), [n])
-          : new ort.Tensor('int64', BigInt64Array.from(batch.timesteps, (v) => BigInt(v)), [n]),
+          : new ort.Tensor(
+              'int64',
+              BigInt64Array.from(batch.timesteps, (v) => BigInt(v)),
+              [n],
+            ),
     };
-    for (const b of u.branches) {
-      feeds[b.down] = new ort.Tensor('float32', this.params.get(b.down) as Float32Array, [this.o.rank ?? 10, b.inFeatures]);
-      feeds[b.up] = new ort.Tensor('float32', this.params.get(b.up) as Float32Array, [b.outFeatures, this.o.rank ?? 10]);
-    }
+    // Every UNet tensor fed as an input (LoRA matrices, or all weights in full mode).
+    for (const [k, dims] of this.unetDims) feeds[k] = new ort.Tensor('float32', this.params.get(k) as Float32Array, dims);
     const out = await this.unetSession.run(feeds);
     const get = (k: string) => (out[k] as Ort.Tensor).data as Float32Array;
     const gradients = new Map<string, Float32Array>();
-    for (const k of this.loraNames) gradients.set(k, Float32Array.from(get(u.gradients[k] as string)));
+    for (const k of this.unetParamNames) gradients.set(k, Float32Array.from(get(u.gradients[k] as string)));
     const gEhs = get(u.gradients.encoder_hidden_states as string);
     if (this.teStep) {
       teFeeds[this.teStep.gradOutput] = new ort.Tensor('float32', gEhs, [n, seqLen, hidden]);
       const teOut = await this.teSession.run(teFeeds);
       gradients.set(ROWS, Float32Array.from((teOut[this.teStep.gradient] as Ort.Tensor).data as Float32Array));
     }
-    return { loss: get(u.loss)[0] as number, prediction: get(u.prediction), encoderHiddenStates: ehs, gradients, gradEncoderHiddenStates: gEhs };
+    return {
+      loss: get(u.loss)[0] as number,
+      prediction: get(u.prediction),
+      encoderHiddenStates: ehs,
+      gradients,
+      gradEncoderHiddenStates: gEhs,
+    };
   }
 
-  /** Forward, backward, clip LoRA grads (norm `clip`, default 1), AdamW update. Returns the loss. */
+  /**
+   * Forward, backward, clip the UNet grads (LoRA, or all weights in full; norm `clip`, default 1 —
+   * the embedding rows are not clipped, as in the official code), AdamW update. Returns the loss.
+   */
   async step(batch: StepBatch): Promise<StepResult> {
     const r = await this.gradients(batch);
     const grads = new Map(r.gradients);
-    if (this.loraNames.length) {
-      const lora = this.loraNames.map((k) => Float32Array.from(grads.get(k) as Float32Array));
+    if (this.unetParamNames.length) {
+      const lora = this.unetParamNames.map((k) => Float32Array.from(grads.get(k) as Float32Array));
       clipGradNorm(lora, this.o.clip ?? 1.0);
-      for (const [i, k] of this.loraNames.entries()) grads.set(k, lora[i] as Float32Array);
+      for (const [i, k] of this.unetParamNames.entries()) grads.set(k, lora[i] as Float32Array);
     }
     this.optimizer.step(this.params, grads);
     return r;
@@ -209,7 +288,11 @@ export class LoraTiStepper {
   /** In-memory checkpoint: parameter copies + AdamW state (JSON + tensors). */
   checkpoint(): StepperCheckpoint {
     const copy = (m: ReadonlyMap<string, Float32Array>) => new Map([...m].map(([k, v]) => [k, Float32Array.from(v)]));
-    return { params: copy(this.params), optimizer: this.optimizer.stateJson(), optimizerTensors: copy(this.optimizer.stateTensors()) };
+    return {
+      params: copy(this.params),
+      optimizer: this.optimizer.stateJson(),
+      optimizerTensors: copy(this.optimizer.stateTensors()),
+    };
   }
 
   /** Restores a `checkpoint()`; later steps are bit-identical to an uninterrupted run. */
@@ -222,8 +305,25 @@ export class LoraTiStepper {
     this.optimizer.loadState(c.optimizer, c.optimizerTensors);
   }
 
+  get mode(): FineTuneMode {
+    return this.o.mode;
+  }
+
+  /** The current trained rows [n, hidden] (undefined without rows). */
+  get rows(): Float32Array | undefined {
+    return this.params.get(ROWS);
+  }
+
+  /** Full mode: the current UNet weights by initializer name (live arrays: copy to keep). */
+  unetWeights(): Map<string, Float32Array> {
+    if (this.o.mode !== 'full') throw new InvalidArgumentError('mode', `unetWeights() is for full mode, not ${this.o.mode}`);
+    return new Map(this.unetParamNames.map((k) => [k, this.params.get(k) as Float32Array]));
+  }
+
   /** diffusers-format LoRA (`unet.<module>.lora.down.weight` / `.lora.up.weight`). */
   loraSafetensors(): Uint8Array {
+    if (this.o.mode === 'full')
+      throw new InvalidArgumentError('mode', 'full mode trains no LoRA: save the UNet with saveUnetOnnx()');
     const t: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
     const r = this.o.rank ?? 10;
     for (const b of this.unetStep.branches) {
@@ -235,7 +335,7 @@ export class LoraTiStepper {
 
   /** Textual-inversion embeddings, one key per placeholder token (`<class_i>` → [hidden]). */
   embeddingsSafetensors(tokens: readonly string[]): Uint8Array {
-    if (!this.teStep) throw new InvalidArgumentError('mode', 'no placeholder rows in db mode');
+    if (!this.teStep) throw new InvalidArgumentError('mode', `no placeholder rows in this ${this.o.mode} stepper`);
     const { dim, count } = this.teStep.rows;
     if (tokens.length !== count) throw new InvalidArgumentError('tokens', `${tokens.length} names for ${count} rows`);
     const rows = this.params.get(ROWS) as Float32Array;
