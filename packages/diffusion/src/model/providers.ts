@@ -105,24 +105,30 @@ function probeModel(): Uint8Array {
  * Opens and runs a tiny model on each device to tell which ones work here (for `diffmix info`).
  * A listed provider can still fail (no GPU, no driver); this reports what actually ran.
  */
-export async function probeDevices(devices: ReadonlyArray<Exclude<Device, 'auto'>> = ['cpu', 'webgpu', 'cuda']): Promise<DeviceProbe[]> {
+export async function probeDevices(
+  devices: ReadonlyArray<Exclude<Device, 'auto'>> = ['cpu', 'webgpu', 'cuda'],
+): Promise<DeviceProbe[]> {
   const bytes = probeModel();
   const out: DeviceProbe[] = [];
   // The provider bridge logs through the process-wide default logger: quiet it while probing.
   const previous = ort.env.logLevel;
   ort.env.logLevel = 'fatal';
-  for (const device of devices) {
-    try {
-      // logSeverityLevel 4 (fatal only): a missing provider is an expected answer, not an error to print
-      const session = await ort.InferenceSession.create(bytes, { executionProviders: [device], logSeverityLevel: 4 });
-      const r = await session.run({ x: new ort.Tensor('float32', Float32Array.from([1, 2, 3, 4]), [4]) });
-      const y = Array.from((r.y as ort.Tensor).data as Float32Array);
-      await session.release();
-      out.push(y.join(',') === '2,4,6,8' ? { device, usable: true } : { device, usable: false, reason: `wrong result ${y}` });
-    } catch (err) {
-      out.push({ device, usable: false, reason: (err as Error).message.split('\n')[0] ?? String(err) });
+  try {
+    for (const device of devices) {
+      try {
+        // logSeverityLevel 4 (fatal only): a missing provider is an expected answer, not an error to print
+        const session = await ort.InferenceSession.create(bytes, { executionProviders: [device], logSeverityLevel: 4 });
+        const r = await session.run({ x: new ort.Tensor('float32', Float32Array.from([1, 2, 3, 4]), [4]) });
+        const y = Array.from((r.y as ort.Tensor).data as Float32Array);
+        await session.release();
+        out.push(y.join(',') === '2,4,6,8' ? { device, usable: true } : { device, usable: false, reason: `wrong result ${y}` });
+      } catch (err) {
+        out.push({ device, usable: false, reason: (err as Error).message.split('\n')[0] ?? String(err) });
+      }
     }
+  } finally {
+    // onnxruntime-common leaves logLevel undefined until set; its effective default is 'warning'.
+    ort.env.logLevel = previous ?? 'warning';
   }
-  if (previous !== undefined) ort.env.logLevel = previous;
   return out;
 }

@@ -129,3 +129,22 @@ describe('generation', () => {
     await expect(img2img(model, [{ image, prompt: '', seed: 1 }], 0.5, { size: 60 })).rejects.toThrow(/multiple of 8/);
   });
 });
+
+describe('unknown placeholder tokens', () => {
+  it('warns once per <token> that is not in the vocabulary, and not for known or loaded ones', async () => {
+    const warnings: string[] = [];
+    const logger = { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {} };
+    const m = await StableDiffusion.load(goldenPath('tiny-sd'), { logger, skipVaeEncoder: true });
+    try {
+      m.tokenize(['a photo of a <class_3> bird', 'a <class_3> and a <other>']);
+      expect(warnings).toHaveLength(2);
+      expect(warnings[0]).toContain('<class_3>');
+      expect(warnings[1]).toContain('<other>');
+      // `<|startoftext|>` is a vocabulary entry: no warning.
+      m.tokenize(['<|startoftext|> plain words']);
+      expect(warnings).toHaveLength(2);
+    } finally {
+      await m.release();
+    }
+  });
+});

@@ -11,22 +11,22 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { InvalidArgumentError, ModelFormatError, NotFoundError } from '@diffmix/core';
-import { DDIMScheduler, DPMSolverMultistepScheduler, readSchedulerConfig } from '../schedulers/index.js';
+import { InvalidArgumentError, type Logger, ModelFormatError, NotFoundError, silentLogger } from '@diffmix/core';
 import type { DiffusionScheduler } from '../schedulers/index.js';
+import { DDIMScheduler, DPMSolverMultistepScheduler, readSchedulerConfig } from '../schedulers/index.js';
 import { type ClipTokenizer, loadClipTokenizer } from '../tokenizer/index.js';
 import {
+  applyTextualInversionToOnnx,
   type LoraSpec,
+  loadTextualInversion,
   type MergeLoraReport,
+  mergeLorasIntoOnnx,
   type TextualInversionEmbedding,
   type TextualInversionResult,
   type TextualInversionSpec,
-  applyTextualInversionToOnnx,
-  loadTextualInversion,
-  mergeLorasIntoOnnx,
 } from '../weights/index.js';
 import { SdTextEncoder, Unet, VaeDecoder, VaeEncoder } from './parts.js';
-import { type ModelSource, type SessionConfig, openSession } from './providers.js';
+import { type ModelSource, openSession, type SessionConfig } from './providers.js';
 
 export type SchedulerName = 'dpm-solver++' | 'ddim';
 
@@ -94,7 +94,11 @@ export class StableDiffusion {
     readonly adapters: { textualInversion?: TextualInversionResult; lora?: MergeLoraReport },
     /** Patched model bytes and external data ORT may still reference. */
     private readonly keepAlive: PatchedModel[],
+    private readonly log: Logger,
   ) {}
+
+  /** Placeholder-looking tokens already reported, so a long run warns once per token. */
+  private readonly warnedTokens = new Set<string>();
 
   static async load(dir: string, options: LoadStableDiffusionOptions = {}): Promise<StableDiffusion> {
     const root = path.resolve(dir);
@@ -115,8 +119,10 @@ export class StableDiffusion {
     if (schedulerName !== 'dpm-solver++' && schedulerName !== 'ddim') {
       throw new InvalidArgumentError('scheduler', `must be 'dpm-solver++' or 'ddim', got ${String(schedulerName)}`);
     }
-    const vaeConfig = (await readJsonIfExists(path.join(root, 'vae_decoder', 'config.json'))) ??
-      (await readJsonIfExists(path.join(root, 'vae_encoder', 'config.json'))) ?? {};
+    const vaeConfig =
+      (await readJsonIfExists(path.join(root, 'vae_decoder', 'config.json'))) ??
+      (await readJsonIfExists(path.join(root, 'vae_encoder', 'config.json'))) ??
+      {};
     const unetConfig = (await readJsonIfExists(path.join(root, 'unet', 'config.json'))) ?? {};
     const scalingFactor = typeof vaeConfig.scaling_factor === 'number' ? vaeConfig.scaling_factor : 0.18215;
     const blocks = Array.isArray(vaeConfig.block_out_channels) ? vaeConfig.block_out_channels.length : 4;
@@ -128,7 +134,8 @@ export class StableDiffusion {
     let patchText: ((file: string) => Promise<PatchedModel>) | undefined;
     if (options.textualInversion?.length) {
       const embeddings: TextualInversionEmbedding[] = [];
-      for (const spec of options.textualInversion) embeddings.push(...(typeof spec === 'string' ? await loadTextualInversion(spec) : spec));
+      for (const spec of options.textualInversion)
+        embeddings.push(...(typeof spec === 'string' ? await loadTextualInversion(spec) : spec));
       const vocab = new Map<string, number>();
       for (const e of embeddings) {
         const id = tokenizer.tokenToId(e.token);
@@ -143,14 +150,19 @@ export class StableDiffusion {
     let loraReport: MergeLoraReport | undefined;
     const patchUnet = options.lora?.length
       ? async (file: string) => {
-          const patched = await mergeLorasIntoOnnx(file, options.lora ?? [], { allowUnmatched: options.allowUnmatchedLoraKeys ?? false });
+          const patched = await mergeLorasIntoOnnx(file, options.lora ?? [], {
+            allowUnmatched: options.allowUnmatchedLoraKeys ?? false,
+          });
           loraReport = patched.report;
           return patched;
         }
       : undefined;
     const keepAlive: PatchedModel[] = [];
 
-    const open = async (name: 'text_encoder' | 'unet' | 'vae_encoder' | 'vae_decoder', patch?: (file: string) => Promise<PatchedModel>) => {
+    const open = async (
+      name: 'text_encoder' | 'unet' | 'vae_encoder' | 'vae_decoder',
+      patch?: (file: string) => Promise<PatchedModel>,
+    ) => {
       const file = part(name);
       let source: ModelSource = file;
       let externalData: PatchedModel['externalData'];
@@ -190,13 +202,21 @@ export class StableDiffusion {
     const vaeEncoder = enc ? new VaeEncoder(enc.session, part('vae_encoder')) : undefined;
 
     // Shapes that must agree between parts: catch a mismatched mix of models before sampling.
-    if (textEncoder.hiddenSize !== undefined && unet.crossAttentionDim !== undefined && textEncoder.hiddenSize !== unet.crossAttentionDim) {
+    if (
+      textEncoder.hiddenSize !== undefined &&
+      unet.crossAttentionDim !== undefined &&
+      textEncoder.hiddenSize !== unet.crossAttentionDim
+    ) {
       throw new ModelFormatError(
         part('unet'),
         `cross-attention width ${unet.crossAttentionDim} does not match the text encoder's hidden size ${textEncoder.hiddenSize} (${part('text_encoder')})`,
       );
     }
-    if (vaeDecoder.latentChannels !== undefined && unet.inChannels !== undefined && vaeDecoder.latentChannels !== unet.inChannels) {
+    if (
+      vaeDecoder.latentChannels !== undefined &&
+      unet.inChannels !== undefined &&
+      vaeDecoder.latentChannels !== unet.inChannels
+    ) {
       throw new ModelFormatError(
         part('unet'),
         `UNet takes ${unet.inChannels} latent channels but the VAE decoder takes ${vaeDecoder.latentChannels} (${part('vae_decoder')})`,
@@ -218,6 +238,7 @@ export class StableDiffusion {
       te.device,
       { textualInversion: tiResult, lora: loraReport as MergeLoraReport | undefined },
       keepAlive,
+      options.logger ?? silentLogger,
     );
   }
 
@@ -237,8 +258,26 @@ export class StableDiffusion {
     return prompts.map((p) => {
       let text = p;
       if (multi) for (const [token, parts] of multi) if (parts.length > 1) text = text.split(token).join(parts.join(' '));
+      this.warnUnknownPlaceholders(text);
       return this.tokenizer.encode(text, { padding: 'max_length', truncation: true }).inputIds;
     });
+  }
+
+  /**
+   * A `<…>` word that is neither an added token nor in the vocabulary is almost always a textual-
+   * inversion placeholder whose embeddings were not loaded: the tokenizer would BPE-split it into
+   * `<`, `class`, `_3`, `>` silently (diffusers does the same), and the images would ignore the class.
+   */
+  private warnUnknownPlaceholders(text: string): void {
+    for (const m of text.matchAll(/<[^<>\s]+>/g)) {
+      const token = m[0];
+      if (this.warnedTokens.has(token) || this.tokenizer.tokenToId(token) !== undefined) continue;
+      this.warnedTokens.add(token);
+      this.log.warn(
+        `prompt token ${token} is not in the tokenizer's vocabulary: it will be split into sub-words. ` +
+          'If it is a textual-inversion placeholder, load its embeddings (textualInversion option / --ti).',
+      );
+    }
   }
 
   /** Text-encoder hidden states [B, 77, H] for B prompts. */
