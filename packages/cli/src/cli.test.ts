@@ -81,3 +81,32 @@ describe('diffmix info', () => {
     expect((await diffmix(['--help'])).code).toBe(0);
   });
 });
+
+describe('diffmix report', () => {
+  it('compares run folders into report.md / report.html / comparison.json, and names a missing run', async () => {
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    const runs: string[] = [];
+    for (const [method, seed, best] of [['vanilla', 0, 0.5], ['diff-mix', 0, 0.6], ['diff-mix', 1, 0.7]] as const) {
+      const dir = path.join(tmp, 'runs', `${method}-${seed}`);
+      await mkdir(dir, { recursive: true });
+      const record = { version: 1, method, dataset: 'toy', backbone: 'smallcnn', seed, best: { top1: best, epoch: 2 }, final: { top1: best - 0.05, epoch: 3 } };
+      await writeFile(path.join(dir, 'run.json'), JSON.stringify(record));
+      runs.push(dir);
+    }
+    const out = path.join(tmp, 'report');
+    const r = await diffmix(['report', ...runs, '--out', out, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const json = JSON.parse(r.stdout);
+    expect(json.methods).toEqual(['vanilla', 'diff-mix']);
+    expect(json.best['diff-mix'].toy.mean).toBeCloseTo(0.65, 12);
+    expect(json.best['diff-mix'].toy.n).toBe(2);
+    const md = await readFile(path.join(out, 'report.md'), 'utf8');
+    expect(md).toContain('| diff-mix | **65.00 ± 7.07** |');
+    expect(existsSync(path.join(out, 'report.html'))).toBe(true);
+    expect(existsSync(path.join(out, 'top1-toy.png'))).toBe(true);
+
+    const missing = await diffmix(['report', path.join(tmp, 'runs', 'nope'), '--out', out]);
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toContain(path.join(tmp, 'runs', 'nope'));
+  });
+});

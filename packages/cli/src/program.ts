@@ -4,6 +4,7 @@ import { registerDemo } from './commands/demo.js';
 import { registerFilter } from './commands/filter.js';
 import { registerInfo } from './commands/info.js';
 import { registerLongTail } from './commands/longtail.js';
+import { registerReport } from './commands/report.js';
 import { registerSample } from './commands/sample.js';
 
 /** The `diffmix` command tree. Subcommands arrive as their packages land (see docs/README.md). */
@@ -19,5 +20,6 @@ export function createProgram(version: string): Command {
   registerFilter(program);
   registerLongTail(program);
   registerAttention(program);
+  registerReport(program);
   return program;
 }
