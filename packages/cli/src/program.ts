@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { registerAttention } from './commands/attention.js';
 import { registerDemo } from './commands/demo.js';
 import { registerFilter } from './commands/filter.js';
+import { registerFinetune } from './commands/finetune.js';
 import { registerInfo } from './commands/info.js';
 import { registerLongTail } from './commands/longtail.js';
 import { registerReport } from './commands/report.js';
@@ -16,6 +17,7 @@ export function createProgram(version: string): Command {
     .exitOverride();
   registerInfo(program);
   registerDemo(program);
+  registerFinetune(program);
   registerSample(program);
   registerFilter(program);
   registerLongTail(program);
