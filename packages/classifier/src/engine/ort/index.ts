@@ -57,7 +57,11 @@ function checkDevice(device: string): OrtDevice {
 }
 
 function sessionOptions(provider: string, threads?: number): ort.InferenceSession.SessionOptions {
-  const o: ort.InferenceSession.SessionOptions = { executionProviders: [provider], graphOptimizationLevel: 'all', logSeverityLevel: 3 };
+  const o: ort.InferenceSession.SessionOptions = {
+    executionProviders: [provider],
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+  };
   if (threads !== undefined) o.intraOpNumThreads = threads;
   return o;
 }
@@ -96,10 +100,16 @@ export class OrtEngine implements ClassifierEngine {
     const arch = model.arch;
     if (arch === 'vit_b_16') {
       // ort-train has no ViT-B/16 builder yet (being added); fail clearly rather than train something else.
-      throw new InvalidArgumentError('arch', 'vit_b_16 is not available yet in the ort engine (@diffmix/ort-train has no ViT builder yet)');
+      throw new InvalidArgumentError(
+        'arch',
+        'vit_b_16 is not available yet in the ort engine (@diffmix/ort-train has no ViT builder yet)',
+      );
     }
     if (!['smallcnn', 'resnet18', 'resnet50'].includes(arch)) {
-      throw new InvalidArgumentError('arch', `unknown architecture ${JSON.stringify(arch)} (smallcnn, resnet18, resnet50, vit_b_16)`);
+      throw new InvalidArgumentError(
+        'arch',
+        `unknown architecture ${JSON.stringify(arch)} (smallcnn, resnet18, resnet50, vit_b_16)`,
+      );
     }
     if (!Number.isInteger(model.numClasses) || model.numClasses < 2) {
       throw new InvalidArgumentError('numClasses', `must be an integer ≥ 2, got ${model.numClasses}`);
@@ -161,7 +171,10 @@ export class OrtEngine implements ClassifierEngine {
       }
     }
     if (!this.trainSession || !this.evalSession) {
-      throw new InvalidArgumentError('device', `no ONNX Runtime execution provider could open the model (${failures.join('; ')})`);
+      throw new InvalidArgumentError(
+        'device',
+        `no ONNX Runtime execution provider could open the model (${failures.join('; ')})`,
+      );
     }
     this.optimizer = makeOptimizer(this.params, optimizer);
   }
@@ -184,7 +197,8 @@ export class OrtEngine implements ClassifierEngine {
 
   private weightFeeds(keys: readonly string[]): Record<string, ort.Tensor> {
     const feeds: Record<string, ort.Tensor> = {};
-    for (const k of keys) feeds[k] = new ort.Tensor('float32', this.values.get(k) as Float32Array, this.shapes.get(k) as number[]);
+    for (const k of keys)
+      feeds[k] = new ort.Tensor('float32', this.values.get(k) as Float32Array, this.shapes.get(k) as number[]);
     return feeds;
   }
 
@@ -193,7 +207,10 @@ export class OrtEngine implements ClassifierEngine {
     this.checkImages(batch.images, batch.n, 'batch');
     if (batch.n < 2) throw new InvalidArgumentError('batch.n', 'training-mode BatchNorm needs at least 2 images per batch');
     if (batch.targets.length !== batch.n * this.numClasses) {
-      throw new InvalidArgumentError('batch.targets', `expected ${batch.n * this.numClasses} values ([${batch.n}, ${this.numClasses}]), got ${batch.targets.length}`);
+      throw new InvalidArgumentError(
+        'batch.targets',
+        `expected ${batch.n * this.numClasses} values ([${batch.n}, ${this.numClasses}]), got ${batch.targets.length}`,
+      );
     }
     if (!(lr >= 0) || !Number.isFinite(lr)) throw new InvalidArgumentError('lr', `must be a finite number ≥ 0, got ${lr}`);
     const s = this.imageSize;
@@ -242,11 +259,15 @@ export class OrtEngine implements ClassifierEngine {
       const t = state.model.get(k);
       if (!t) throw new ModelFormatError('<engine state>', `missing tensor ${k}`);
       if (t.data.length !== numel(shape)) {
-        throw new ModelFormatError('<engine state>', `tensor ${k} has ${t.data.length} values, the model expects [${shape.join(', ')}]`);
+        throw new ModelFormatError(
+          '<engine state>',
+          `tensor ${k} has ${t.data.length} values, the model expects [${shape.join(', ')}]`,
+        );
       }
     }
     for (const k of state.model.keys()) {
-      if (!this.shapes.has(k) && !k.endsWith('num_batches_tracked')) throw new ModelFormatError('<engine state>', `unexpected tensor ${k}`);
+      if (!this.shapes.has(k) && !k.endsWith('num_batches_tracked'))
+        throw new ModelFormatError('<engine state>', `unexpected tensor ${k}`);
     }
     for (const [k, v] of this.values) v.set((state.model.get(k) as StateTensor).data);
     const json = opt.stateJson();
@@ -288,7 +309,10 @@ function makeOptimizer(params: string[], spec: OptimizerSpec): Optimizer {
       ...(spec.eps !== undefined ? { eps: spec.eps } : {}),
     });
   }
-  throw new InvalidArgumentError('optimizer.kind', `must be 'sgd' or 'adamw', got ${JSON.stringify((spec as { kind: unknown }).kind)}`);
+  throw new InvalidArgumentError(
+    'optimizer.kind',
+    `must be 'sgd' or 'adamw', got ${JSON.stringify((spec as { kind: unknown }).kind)}`,
+  );
 }
 
 /** The ORT engine factory (the loop calls this for `engine: 'ort'`). */

@@ -1,0 +1,32 @@
+/** Engine selection by name. */
+import { InvalidArgumentError } from '@diffmix/core';
+import { createOrtEngine } from './ort/index.js';
+import type { ClassifierEngine, EngineName, EngineOptions } from './types.js';
+
+export type EngineChoice = EngineName | 'auto';
+
+/**
+ * What `engine: 'auto'` picks: the engine the bench measured faster on the development machine.
+ * `npm run bench` (bench-results/classifier.json, 2-core CPU, 2026-11-26): see the README's
+ * benchmark table; ORT's generated training graph beat the tfjs CPU backend (pure JS kernels) on
+ * every model and size measured, so `auto` = `ort`. Re-run the bench where tfjs-node / webgpu exist.
+ */
+export const AUTO_ENGINE: EngineName = 'ort';
+
+export async function createEngine(choice: EngineChoice = 'auto', options: EngineOptions = {}): Promise<ClassifierEngine> {
+  const name = choice === 'auto' ? AUTO_ENGINE : choice;
+  if (name === 'ort') return createOrtEngine(options);
+  if (name === 'tfjs') {
+    // Lazy: tfjs (and whichever backend it picks) is loaded only when asked for.
+    let mod: { createTfjsEngine?: (o: EngineOptions) => Promise<ClassifierEngine> };
+    try {
+      mod = await import('./tfjs/index.js');
+    } catch (err) {
+      throw new InvalidArgumentError('engine', `the tfjs engine could not be loaded: ${(err as Error).message}`);
+    }
+    if (typeof mod.createTfjsEngine !== 'function')
+      throw new InvalidArgumentError('engine', 'the tfjs engine is not available yet (no createTfjsEngine export)');
+    return mod.createTfjsEngine(options);
+  }
+  throw new InvalidArgumentError('engine', `must be 'ort', 'tfjs' or 'auto', got ${JSON.stringify(choice)}`);
+}
