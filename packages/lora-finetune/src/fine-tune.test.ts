@@ -156,6 +156,16 @@ describe('fineTune inputs', () => {
     await expect(fineTune(base({ resolution: 60 }))).rejects.toThrow(/multiple of the VAE factor 8/);
     await expect(fineTune(base({ steps: 0 }))).rejects.toThrow(InvalidArgumentError);
     await expect(fineTune(base({ templates: ['no subject'] }))).rejects.toThrow(/\{\}/);
+    await expect(fineTune(base({ shots: 5 }))).rejects.toThrow(/fewer than 5 training images/);
+  }, 60_000);
+
+  it('fine-tunes on a k-shot subset and a subset hook, in db mode with the class name', async () => {
+    const subset = (d: ToyDataset) => ({ ...d, train: d.train.filter((r) => !r.id.endsWith('0.png')) });
+    const r = await fineTune(base({ mode: 'db', steps: 2, shots: 2, subset: subset as never }));
+    const summary = JSON.parse(readFileSync(join(r.outDir, 'finetune.json'), 'utf8'));
+    expect(summary.dataset.records).toBe(4);
+    expect(summary.placeholders).toEqual({});
+    expect(r.files.sort()).toEqual(['finetune.json', 'pytorch_lora_weights.safetensors']);
   }, 60_000);
 });
 
