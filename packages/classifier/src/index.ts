@@ -36,6 +36,17 @@ export {
 export { AUTO_ENGINE, createEngine, type EngineChoice } from './engine/create.js';
 export { createOrtEngine, type OrtDevice, OrtEngine, type OrtEngineOptions } from './engine/ort/index.js';
 export type * from './engine/types.js';
+export { type FewShotOptions, type FewShotRow, type MeanStd, meanStd, runFewShot, type Shots } from './fewshot.js';
+export {
+  CLASSIFIER_PRESETS,
+  type ClassifierPreset,
+  type ClassifierPresetName,
+  classifierPreset,
+  DATASET_EPOCHS,
+  DATASET_LR,
+  type DatasetName,
+  datasetLr,
+} from './presets.js';
 export { CHECKPOINT_FORMAT, checkpointDir, type LoopState, loadCheckpoint, saveCheckpoint } from './train/checkpoint.js';
 export { argmax, ConfusionMatrix, type EvalMetrics, evalMetrics } from './train/metrics.js';
 export {
