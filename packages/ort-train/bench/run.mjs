@@ -1,65 +1,128 @@
-// ResNet-18 training throughput on ONNX Runtime (CPU by default; DIFFMIX_DEVICE=webgpu on a GPU machine):
-// one training step = the autodiff graph (forward in train mode + label-smoothed CE + all gradients),
-// weights as initializers, batch 16, at 64² and (unless DIFFMIX_BENCH_QUICK) 224². Baseline in the same
-// run: the eval-mode forward alone on the same batch, so the ratio says what the backward costs.
-// The tfjs engine comparison the issue asks for is not here yet (no tfjs engine exists).
+// Training throughput on ONNX Runtime (CPU by default; DIFFMIX_DEVICE=webgpu on a GPU machine).
+//
+// ResNet-18: one training step = the autodiff graph (forward in train mode + label-smoothed CE + all
+// gradients), weights as initializers, batch 16, 200 classes, at 64² and (unless DIFFMIX_BENCH_QUICK)
+// 224². Baselines measured in the same run, interleaved: the eval-mode forward on the same batch (so
+// the ratio says what the backward costs) and, when DIFFMIX_BASELINE_DIST points at the dist/index.js
+// of an older build of this package, that build's training step (built the way that version's bench
+// did: symbolic N/H/W input dims) — the before/after speed-up.
+//
+// ViT (see vitBench): training images/s of a tiny ViT and of ViT-B/16 at 224² (batch 2).
+//
 // Writes bench-results/ort-train.json. Run after `npm run build`.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { Rng } from '@diffmix/core';
-import { parseOnnxModel } from '@diffmix/onnx';
-import { buildClassifier, buildGradientGraph, createGraphSession, graphFromOnnxModel, initClassifierState, tensorOf } from '../dist/index.js';
+import * as cur from '../dist/index.js';
 
 const device = process.env.DIFFMIX_DEVICE ?? 'cpu';
 const BATCH = 16;
 const CLASSES = 200;
-const sizes = process.env.DIFFMIX_BENCH_QUICK ? [64] : [64, 224];
+const quick = !!process.env.DIFFMIX_BENCH_QUICK;
+const sizes = quick ? [64] : [64, 224];
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const baselineDist = process.env.DIFFMIX_BASELINE_DIST;
+const base = baselineDist ? await import(baselineDist) : undefined;
 
-async function timeRuns(session, feeds, reps) {
-  await session.run(feeds);
-  const t = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    await session.run(feeds);
-    t.push(performance.now() - t0);
+/** Times several sessions interleaved (one run of each per round), after one warm-up run each. */
+async function timeInterleaved(cases, reps) {
+  for (const c of cases) await c.session.run(c.feeds);
+  const t = cases.map(() => []);
+  for (let r = 0; r < reps; r++) {
+    for (const [i, c] of cases.entries()) {
+      const t0 = performance.now();
+      await c.session.run(c.feeds);
+      t[i].push(performance.now() - t0);
+    }
   }
-  return median(t);
+  return t.map(median);
+}
+
+/** Label-smoothed CE appended to a `Graph` (same ops in every version of the package). */
+function addLoss(lib, g, logits, batch, classes) {
+  const target = new Float32Array(batch * classes).fill(0.1 / (classes - 1));
+  for (let i = 0; i < batch; i++) target[i * classes + (i % classes)] += 0.9;
+  g.addInitializer('target', lib.tensorOf('float32', [batch, classes], target));
+  const logp = g.node('LogSoftmax', [logits], { axis: -1 });
+  const sum = g.node('ReduceSum', [g.node('Mul', [logp, 'target'])], { keepdims: 0 });
+  const loss = g.node('Div', [sum, g.scalar(-batch, 'float32')], {}, { output: 'loss' });
+  g.addOutput(loss, 'float32', []);
+  return loss;
+}
+
+async function resnetTrainSession(lib, state, size, staticShapes) {
+  const built = lib.buildClassifier('resnet18', {
+    state,
+    mode: 'train',
+    numClasses: CLASSES,
+    ...(staticShapes ? { inputShape: [BATCH, 3, size, size] } : {}),
+  });
+  // Older builds had no `graph` field: go through the serialised model as their bench did.
+  const { parseOnnxModel } = await import('@diffmix/onnx');
+  const g = built.graph ? built.graph.clone() : await lib.graphFromOnnxModel(parseOnnxModel(built.builder.toBytes()));
+  const loss = addLoss(lib, g, built.logits, BATCH, CLASSES);
+  const tg = lib.buildGradientGraph(g, { loss, wrt: built.params });
+  const session = await lib.createGraphSession(ort, tg.graph, { sessionOptions: { executionProviders: [device] } });
+  return { session, input: built.input, nodes: tg.graph.nodes.length };
 }
 
 const results = [];
 for (const size of sizes) {
-  const state = initClassifierState('resnet18', Rng.fromSeed(0), { numClasses: CLASSES });
-  const train = buildClassifier('resnet18', { state, mode: 'train', numClasses: CLASSES });
-  const g = await graphFromOnnxModel(parseOnnxModel(train.builder.toBytes()));
-  const target = new Float32Array(BATCH * CLASSES).fill(0.1 / (CLASSES - 1));
-  for (let i = 0; i < BATCH; i++) target[i * CLASSES + (i % CLASSES)] += 0.9;
-  g.addInitializer('target', tensorOf('float32', [BATCH, CLASSES], target));
-  const logp = g.node('LogSoftmax', [train.logits], { axis: -1 });
-  const sum = g.node('ReduceSum', [g.node('Mul', [logp, 'target'])], { keepdims: 0 });
-  const loss = g.node('Div', [sum, g.scalar(-BATCH, 'float32')], {}, { output: 'loss' });
-  g.addOutput(loss, 'float32', []);
-  const tg = buildGradientGraph(g, { loss, wrt: train.params });
-  const trainSession = await createGraphSession(ort, tg.graph, { sessionOptions: { executionProviders: [device] } });
-  const evalBuilt = buildClassifier('resnet18', { state, mode: 'eval', numClasses: CLASSES });
-  const evalSession = await ort.InferenceSession.create(evalBuilt.builder.toBytes(), { executionProviders: [device] });
+  const state = cur.initClassifierState('resnet18', Rng.fromSeed(0), { numClasses: CLASSES });
   const x = Rng.fromSeed(1).fillNormal(new Float32Array(BATCH * 3 * size * size));
+  const feed = (name) => ({ [name]: new ort.Tensor('float32', x, [BATCH, 3, size, size]) });
+  const train = await resnetTrainSession(cur, state, size, true);
+  const evalBuilt = cur.buildClassifier('resnet18', { state, mode: 'eval', numClasses: CLASSES });
+  const evalSession = await cur.createGraphSession(ort, evalBuilt.graph, { sessionOptions: { executionProviders: [device] } });
+  const cases = [
+    { session: train.session, feeds: feed(train.input) },
+    { session: evalSession, feeds: feed(evalBuilt.input) },
+  ];
+  let old;
+  if (base) {
+    old = await resnetTrainSession(base, state, size, false);
+    cases.push({ session: old.session, feeds: feed(old.input) });
+  }
   const reps = size >= 224 ? 3 : 8;
-  const stepMs = await timeRuns(trainSession, { [train.input]: new ort.Tensor('float32', x, [BATCH, 3, size, size]) }, reps);
-  const fwdMs = await timeRuns(evalSession, { [evalBuilt.input]: new ort.Tensor('float32', x, [BATCH, 3, size, size]) }, reps);
+  const [stepMs, fwdMs, oldMs] = await timeInterleaved(cases, reps);
   results.push({
+    model: 'resnet18',
     size,
     batch: BATCH,
     trainStepMs: +stepMs.toFixed(1),
     trainImagesPerSecond: +((BATCH * 1000) / stepMs).toFixed(1),
     evalForwardMs: +fwdMs.toFixed(1),
     stepOverForwardRatio: +(stepMs / fwdMs).toFixed(2),
+    trainGraphNodes: train.nodes,
+    ...(old
+      ? {
+          baselineStepMs: +oldMs.toFixed(1),
+          baselineStepOverForwardRatio: +(oldMs / fwdMs).toFixed(2),
+          speedupOverBaseline: +(oldMs / stepMs).toFixed(2),
+          baselineGraphNodes: old.nodes,
+        }
+      : {}),
   });
-  await trainSession.release?.();
-  await evalSession.release();
+  console.error(JSON.stringify(results.at(-1)));
+  for (const c of cases) await c.session.release?.();
 }
 
-const out = { bench: '@diffmix/ort-train ResNet-18 training', date: new Date().toISOString(), node: process.version, device, results };
+if (typeof cur.buildVit === 'function' && !process.env.DIFFMIX_BENCH_NO_VIT) {
+  const { vitBench } = await import('./vit.mjs');
+  for (const r of await vitBench(cur, { device, quick, timeInterleaved })) {
+    results.push(r);
+    console.error(JSON.stringify(r));
+  }
+}
+
+const out = {
+  bench: '@diffmix/ort-train training throughput',
+  date: new Date().toISOString(),
+  node: process.version,
+  device,
+  baseline: baselineDist ?? null,
+  results,
+};
 mkdirSync(new URL('../bench-results/', import.meta.url), { recursive: true });
 writeFileSync(new URL('../bench-results/ort-train.json', import.meta.url), `${JSON.stringify(out, null, 2)}\n`);
 console.log(JSON.stringify(out, null, 2));

@@ -3,10 +3,17 @@
  * the tensors to differentiate, one graph that computes the loss and `grad_<name>` for each.
  */
 import { InvalidArgumentError } from '@diffmix/core';
-import { type Graph, type GraphNode, tensorOf } from '../graph/graph.js';
+import { attr, type Graph, type GraphNode, type Graph as GraphT, tensorOf } from '../graph/graph.js';
 import { constantValues, inferShapes } from '../graph/infer.js';
 import { FLOAT_TYPES, GradContext } from './context.js';
-import { lowerForTraining, type LowerOptions, type RunningStatOutputs } from './lower.js';
+import {
+  AUTODIFF_DOMAIN,
+  FUSED_BN_OP,
+  type FusedBatchNormRegion,
+  type LowerOptions,
+  lowerForTrainingDetailed,
+  type RunningStatOutputs,
+} from './lower.js';
 import { gradientRules, NON_DIFFERENTIABLE_OPS } from './rules.js';
 
 export interface GradientGraphOptions {
@@ -56,7 +63,9 @@ function activeNodes(graph: Graph, wrt: readonly string[], loss: string, isFloat
   }
   const useful = new Set([loss]);
   for (const n of [...order].reverse()) if (n.outputs.some((o) => useful.has(o))) for (const v of n.inputs) if (v) useful.add(v);
-  const active = order.filter((n) => !NON_DIFFERENTIABLE_OPS.has(n.opType) && n.outputs.some((o) => varied.has(o) && useful.has(o)));
+  const active = order.filter(
+    (n) => !NON_DIFFERENTIABLE_OPS.has(n.opType) && n.outputs.some((o) => varied.has(o) && useful.has(o)),
+  );
   return { active, varied, useful };
 }
 
@@ -68,7 +77,8 @@ export function buildGradientGraph(forward: Graph, options: GradientGraphOptions
   const g = forward.clone();
   const { loss, wrt } = options;
   for (const w of wrt) {
-    if (!g.initializers.has(w) && !g.inputs.some((i) => i.name === w)) throw new InvalidArgumentError('wrt', `${JSON.stringify(w)} is neither an initializer nor an input of the graph`);
+    if (!g.initializers.has(w) && !g.inputs.some((i) => i.name === w))
+      throw new InvalidArgumentError('wrt', `${JSON.stringify(w)} is neither an initializer nor an input of the graph`);
   }
   if (options.wrtAsInputs) g.initializersToInputs(wrt.filter((w) => g.initializers.has(w)));
   let info = inferShapes(g);
@@ -79,13 +89,22 @@ export function buildGradientGraph(forward: Graph, options: GradientGraphOptions
   // Lower normalisation ops on the active path, then analyse again.
   const pre = activeNodes(g, wrt, loss, isFloat);
   const activeSet = new Set(pre.active);
-  const runningStats = lowerForTraining(g, { ...options.lower, filter: (n) => activeSet.has(n) || (n.opType === 'BatchNormalization' && options.lower?.batchNormTraining === true) });
+  const { stats: runningStats, fused } = lowerForTrainingDetailed(g, {
+    fuseBatchNormGradient: true,
+    ...options.lower,
+    filter: (n) => activeSet.has(n) || (n.opType === 'BatchNormalization' && options.lower?.batchNormTraining === true),
+  });
   info = inferShapes(g);
+  // Each fused BatchNorm region stands in the node list as one node while the gradient is built.
+  const regions = swapInRegions(g, fused);
   const { active, varied } = activeNodes(g, wrt, loss, isFloat);
 
   const missing = new Map<string, string[]>();
   for (const n of active) {
-    if (n.domain !== '' && n.domain !== 'ai.onnx') (missing.get(`${n.domain}.${n.opType}`) ?? missing.set(`${n.domain}.${n.opType}`, []).get(`${n.domain}.${n.opType}`))?.push(n.name);
+    if (n.domain !== '' && n.domain !== 'ai.onnx' && n.domain !== AUTODIFF_DOMAIN)
+      (missing.get(`${n.domain}.${n.opType}`) ?? missing.set(`${n.domain}.${n.opType}`, []).get(`${n.domain}.${n.opType}`))?.push(
+        n.name,
+      );
     else if (!gradientRules.has(n.opType)) (missing.get(n.opType) ?? missing.set(n.opType, []).get(n.opType))?.push(n.name);
   }
   if (missing.size > 0) throw new UnsupportedOpsError(missing);
@@ -111,7 +130,13 @@ export function buildGradientGraph(forward: Graph, options: GradientGraphOptions
     loss,
     ls
       ? ctx.set(g.constant(tensorOf(lossType, ls, 1), 'loss_seed'), lossType, ls)
-      : ctx.op('ConstantOfShape', [ctx.shapeOf(loss)], { value: { kind: 't', v: tensorOf(lossType, [1], [1]) } }, lossType, ctx.shape(loss)),
+      : ctx.op(
+          'ConstantOfShape',
+          [ctx.shapeOf(loss)],
+          { value: { kind: 't', v: tensorOf(lossType, [1], [1]) } },
+          lossType,
+          ctx.shape(loss),
+        ),
   );
   for (const n of [...active].reverse()) {
     const dy = n.outputs.map((o) => (o ? total(o) : undefined));
@@ -140,6 +165,36 @@ export function buildGradientGraph(forward: Graph, options: GradientGraphOptions
     g.addOutput(name, ctx.type(w), ctx.shape(w));
     gradients[w] = name;
   }
+  swapOutRegions(g, regions);
   g.pruneDeadNodes();
   return { graph: g, loss, gradients, runningStats };
+}
+
+/** Replaces each region's nodes by one stand-in node (outputs: y first, then every other region value). */
+function swapInRegions(g: GraphT, fused: FusedBatchNormRegion[]): Map<GraphNode, GraphNode[]> {
+  const regions = new Map<GraphNode, GraphNode[]>();
+  if (fused.length === 0) return regions;
+  const inRegion = new Set<GraphNode>();
+  for (const r of fused) {
+    const outs = [r.y, ...r.nodes.flatMap((n) => n.outputs).filter((o) => o && o !== r.y)];
+    const stand: GraphNode = {
+      name: g.uniqueName(`${FUSED_BN_OP}/${r.y}`),
+      opType: FUSED_BN_OP,
+      domain: AUTODIFF_DOMAIN,
+      inputs: [r.x, r.scale, r.bias],
+      outputs: outs,
+      attrs: { centered: attr.s(r.centered), invstd: attr.s(r.invstd), a: attr.s(r.a) },
+    };
+    regions.set(stand, r.nodes);
+    for (const n of r.nodes) inRegion.add(n);
+  }
+  g.nodes = [...g.nodes.filter((n) => !inRegion.has(n)), ...regions.keys()];
+  return regions;
+}
+
+/** Puts the regions' primitive nodes back (in topological order: stand-ins were appended at the end). */
+function swapOutRegions(g: GraphT, regions: Map<GraphNode, GraphNode[]>): void {
+  if (regions.size === 0) return;
+  g.nodes = g.nodes.flatMap((n) => regions.get(n) ?? [n]);
+  g.nodes = g.topologicalOrder();
 }

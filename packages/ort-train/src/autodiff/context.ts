@@ -9,7 +9,15 @@ import { type Dim, type Graph, type GraphNode, tensorOf, type ValueInfo } from '
 
 export const FLOAT_TYPES = new Set<OnnxDataType>(['float32', 'float64', 'float16', 'bfloat16']);
 
-export const CAST_CODES: Partial<Record<OnnxDataType, number>> = { float32: 1, float64: 11, float16: 10, bfloat16: 16, int64: 7, int32: 6, bool: 9 };
+export const CAST_CODES: Partial<Record<OnnxDataType, number>> = {
+  float32: 1,
+  float64: 11,
+  float16: 10,
+  bfloat16: 16,
+  int64: 7,
+  int32: 6,
+  bool: 9,
+};
 
 export class GradContext {
   private readonly shapeCache = new Map<string, string>();
@@ -34,7 +42,11 @@ export class GradContext {
   }
   rank(v: string, node: GraphNode): number {
     const s = this.shape(v);
-    if (!s) throw new InvalidArgumentError('graph', `autodiff: the rank of ${JSON.stringify(v)} (input of ${node.opType} node ${node.name}) is unknown; declare input shapes`);
+    if (!s)
+      throw new InvalidArgumentError(
+        'graph',
+        `autodiff: the rank of ${JSON.stringify(v)} (input of ${node.opType} node ${node.name}) is unknown; declare input shapes`,
+      );
     return s.length;
   }
   /** Records type / shape of a new value. */
@@ -44,7 +56,10 @@ export class GradContext {
   }
   /** Appends a node whose output has the given type / shape. */
   op(opType: string, inputs: string[], attrs: Parameters<Graph['node']>[2] = {}, type?: OnnxDataType, shape?: Dim[]): string {
-    const out = this.g.node(opType, inputs, attrs, { name: this.g.uniqueName(`grad/${opType}`), output: this.g.uniqueName(`grad_${opType}`) });
+    const out = this.g.node(opType, inputs, attrs, {
+      name: this.g.uniqueName(`grad/${opType}`),
+      output: this.g.uniqueName(`grad_${opType}`),
+    });
     return this.set(out, type, shape);
   }
   /** A scalar constant of the element type of `like`. */
@@ -82,7 +97,13 @@ export class GradContext {
   /** Zeros shaped like `v`. */
   zerosLike(v: string): string {
     const type = this.type(v);
-    return this.op('ConstantOfShape', [this.shapeOf(v)], { value: { kind: 't', v: tensorOf(type, [1], [0]) } }, type, this.shape(v));
+    return this.op(
+      'ConstantOfShape',
+      [this.shapeOf(v)],
+      { value: { kind: 't', v: tensorOf(type, [1], [0]) } },
+      type,
+      this.shape(v),
+    );
   }
 
   /**
@@ -103,7 +124,14 @@ export class GradContext {
         if (i < pad || (t === 1 && gs[i] !== 1)) axes.push(i);
       }
       let r = grad;
-      if (axes.length > 0) r = this.op('ReduceSum', [grad, this.int64s(axes)], { keepdims: 1 }, type, gs.map((d, i) => (axes.includes(i) ? 1 : d)));
+      if (axes.length > 0)
+        r = this.op(
+          'ReduceSum',
+          [grad, this.int64s(axes)],
+          { keepdims: 1 },
+          type,
+          gs.map((d, i) => (axes.includes(i) ? 1 : d)),
+        );
       if (pad !== 0 || axes.length === 0) r = this.op('Reshape', [r, this.int64s(ts)], {}, type, ts);
       else if (pad === 0) return r;
       return r;
@@ -111,11 +139,19 @@ export class GradContext {
     // Dynamic: pad the target's shape with leading 1s, reduce where it differs from the gradient's.
     const sg = this.op('Shape', [grad], {}, 'int64', [gsDims?.length ?? null]);
     const st = this.shapeOf(target);
-    const padLen = this.op('Sub', [this.op('Shape', [sg], {}, 'int64', [1]), this.op('Shape', [st], {}, 'int64', [1])], {}, 'int64', [1]);
+    const padLen = this.op(
+      'Sub',
+      [this.op('Shape', [sg], {}, 'int64', [1]), this.op('Shape', [st], {}, 'int64', [1])],
+      {},
+      'int64',
+      [1],
+    );
     const ones = this.op('ConstantOfShape', [padLen], { value: { kind: 't', v: tensorOf('int64', [1], [1]) } }, 'int64', [null]);
     const padded = this.op('Concat', [ones, st], { axis: 0 }, 'int64', [null]);
     const differ = this.op('Not', [this.op('Equal', [padded, sg], {}, 'bool', [null])], {}, 'bool', [null]);
-    const axes = this.op('Reshape', [this.op('NonZero', [differ], {}, 'int64', [1, null]), this.int64s([-1])], {}, 'int64', [null]);
+    const axes = this.op('Reshape', [this.op('NonZero', [differ], {}, 'int64', [1, null]), this.int64s([-1])], {}, 'int64', [
+      null,
+    ]);
     const summed = this.op('ReduceSum', [grad, axes], { keepdims: 1, noop_with_empty_axes: 1 }, type, undefined);
     return this.op('Reshape', [summed, st], {}, type, this.shape(target));
   }

@@ -30,7 +30,13 @@ export interface FdCheckOptions {
 }
 
 export interface FdCheckResult {
-  tensors: { name: string; maxAbsErr: number; maxAbsGrad: number; relErr: number; directional: { fd: number; analytic: number; relErr: number } }[];
+  tensors: {
+    name: string;
+    maxAbsErr: number;
+    maxAbsGrad: number;
+    relErr: number;
+    directional: { fd: number; analytic: number; relErr: number };
+  }[];
   /** Worst `relErr` over the tensors (max |fd − grad| / max(max |grad|, 1e-12)). */
   worst: number;
 }

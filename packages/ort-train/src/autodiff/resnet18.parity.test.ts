@@ -16,7 +16,15 @@ import { buildSpecSafetensors, type WeightsSpec } from '../models/weights-spec.j
 import { buildGradientGraph } from './autodiff.js';
 
 const STEP = ['grads', 'resnet18_step'] as const;
-const CHECKED = ['conv1.weight', 'bn1.weight', 'bn1.bias', 'layer1.0.conv1.weight', 'layer4.1.bn2.weight', 'fc.weight', 'fc.bias'];
+const CHECKED = [
+  'conv1.weight',
+  'bn1.weight',
+  'bn1.bias',
+  'layer1.0.conv1.weight',
+  'layer4.1.bn2.weight',
+  'fc.weight',
+  'fc.bias',
+];
 
 describe('ResNet-18 training step parity (golden grads/resnet18_step)', () => {
   it('loss, gradients, bn1 running statistics and the SGD update', async () => {
@@ -45,14 +53,29 @@ describe('ResNet-18 training step parity (golden grads/resnet18_step)', () => {
     const report: string[] = [];
     const check = (label: string, got: Float32Array, ref: Float32Array, tol = 1e-4) => {
       const d = maxAbsDiff(got, ref);
-      report.push(`${label.padEnd(34)} max|Δ| ${d.toExponential(2)}  max|ref| ${maxAbs(ref).toExponential(3)}  ratio ${(d / maxAbs(ref)).toExponential(2)}`);
+      report.push(
+        `${label.padEnd(34)} max|Δ| ${d.toExponential(2)}  max|ref| ${maxAbs(ref).toExponential(3)}  ratio ${(d / maxAbs(ref)).toExponential(2)}`,
+      );
       return { d, ok: d <= tol * maxAbs(ref) };
     };
     const results = [check('loss', f32(loss), readGoldenF32(...STEP, 'loss.npy'))];
     results.push(check('logits', f32(built.logits), readGoldenF32(...STEP, 'logits.npy')));
-    for (const k of CHECKED) results.push(check(`grad ${k}`, f32(tg.gradients[k] as string), readGoldenF32(...STEP, `grad_${k}.npy`)));
-    results.push(check('bn1 running_mean', f32(built.bufferUpdates.get('bn1.running_mean') as string), readGoldenF32(...STEP, 'bn1_running_mean.npy')));
-    results.push(check('bn1 running_var', f32(built.bufferUpdates.get('bn1.running_var') as string), readGoldenF32(...STEP, 'bn1_running_var.npy')));
+    for (const k of CHECKED)
+      results.push(check(`grad ${k}`, f32(tg.gradients[k] as string), readGoldenF32(...STEP, `grad_${k}.npy`)));
+    results.push(
+      check(
+        'bn1 running_mean',
+        f32(built.bufferUpdates.get('bn1.running_mean') as string),
+        readGoldenF32(...STEP, 'bn1_running_mean.npy'),
+      ),
+    );
+    results.push(
+      check(
+        'bn1 running_var',
+        f32(built.bufferUpdates.get('bn1.running_var') as string),
+        readGoldenF32(...STEP, 'bn1_running_var.npy'),
+      ),
+    );
     // SGD (lr 0.1, momentum 0.9 from a zero buffer, weight decay 5e-4): p' = p − lr · (g + wd · p); the update p' − p is compared.
     for (const k of ['fc.weight', 'conv1.weight']) {
       const p = state.get(k)?.data as Float32Array;
@@ -62,7 +85,11 @@ describe('ResNet-18 training step parity (golden grads/resnet18_step)', () => {
       const refUpd = Float32Array.from(ref, (v, i) => v - (p[i] as number));
       results.push(check(`SGD update ${k}`, upd, refUpd));
     }
-    if (process.env.DIFFMIX_REPORT) console.log(`ResNet-18 step parity (ORT CPU float32 vs PyTorch float32):\n${report.join('\n')}`);
-    expect(results.every((r) => r.ok), report.join('\n')).toBe(true);
+    if (process.env.DIFFMIX_REPORT)
+      console.log(`ResNet-18 step parity (ORT CPU float32 vs PyTorch float32):\n${report.join('\n')}`);
+    expect(
+      results.every((r) => r.ok),
+      report.join('\n'),
+    ).toBe(true);
   }, 300_000);
 });

@@ -18,7 +18,9 @@ function fd(name: string, type: 'float32' | 'float64', build: Build, tol = type 
   it(`${name} (${type})`, async () => {
     const { result } = await fdCase(type, build, eps ? { eps } : {});
     const dirWorst = Math.max(...result.tensors.map((t) => t.directional.relErr));
-    measured.push(`${name.padEnd(48)} ${type}  elementwise ${result.worst.toExponential(2)}  directional ${dirWorst.toExponential(2)}`);
+    measured.push(
+      `${name.padEnd(48)} ${type}  elementwise ${result.worst.toExponential(2)}  directional ${dirWorst.toExponential(2)}`,
+    );
     expect(result.worst).toBeLessThan(tol);
     expect(dirWorst).toBeLessThan(tol);
   });
@@ -43,7 +45,9 @@ describe('elementwise with broadcasting', () => {
   fd('Div scalar / [2,2]', 'float64', (g, p) => g.node('Div', [p('a', []), p('b', [2, 2], POS)]));
   fd('Neg', 'float64', (g, p) => g.node('Neg', [p('a', [3, 2])]));
   fd('Pow x^3 (constant exponent)', 'float64', (g, p) => g.node('Pow', [p('a', [3, 2]), g.scalar(3, 'float64')]));
-  fd('Pow x^0.5 (float32 exponent on float64 base)', 'float64', (g, p) => g.node('Pow', [p('a', [4], POS), g.scalar(0.5, 'float32')]));
+  fd('Pow x^0.5 (float32 exponent on float64 base)', 'float64', (g, p) =>
+    g.node('Pow', [p('a', [4], POS), g.scalar(0.5, 'float32')]),
+  );
   fd('Pow x^y (both trainable)', 'float64', (g, p) => g.node('Pow', [p('a', [2, 3], POS), p('b', [3])]));
   fd('Sqrt', 'float64', (g, p) => g.node('Sqrt', [p('a', [6], POS)]));
   fd('Exp', 'float64', (g, p) => g.node('Exp', [p('a', [6])]));
@@ -57,30 +61,53 @@ describe('elementwise with broadcasting', () => {
     const c = g.constant(tensorOf('bool', [2, 3], [1, 0, 1, 0, 0, 1]));
     return g.node('Where', [c, p('a', [3]), p('b', [2, 1])]);
   });
-  fd('Cast float64 → float32 → float64', 'float64', (g, p) => g.node('Cast', [g.node('Cast', [p('a', [4])], { to: 1 })], { to: 11 }), 1e-4, 1e-3);
+  fd(
+    'Cast float64 → float32 → float64',
+    'float64',
+    (g, p) => g.node('Cast', [g.node('Cast', [p('a', [4])], { to: 1 })], { to: 11 }),
+    1e-4,
+    1e-3,
+  );
   fd('Identity', 'float64', (g, p) => g.node('Identity', [p('a', [3])]));
 });
 
 describe('matrix products', () => {
   fd('MatMul [2,3]·[3,4]', 'float64', (g, p) => g.node('MatMul', [p('a', [2, 3]), p('b', [3, 4])]));
-  fd('MatMul batched [2,2,3]·[3,4] (weight broadcast)', 'float64', (g, p) => g.node('MatMul', [p('a', [2, 2, 3]), p('b', [3, 4])]));
-  fd('MatMul [2,1,2,3]·[3,3,2] (both broadcast)', 'float64', (g, p) => g.node('MatMul', [p('a', [2, 1, 2, 3]), p('b', [3, 3, 2])]));
+  fd('MatMul batched [2,2,3]·[3,4] (weight broadcast)', 'float64', (g, p) =>
+    g.node('MatMul', [p('a', [2, 2, 3]), p('b', [3, 4])]),
+  );
+  fd('MatMul [2,1,2,3]·[3,3,2] (both broadcast)', 'float64', (g, p) =>
+    g.node('MatMul', [p('a', [2, 1, 2, 3]), p('b', [3, 3, 2])]),
+  );
   fd('MatMul [3]·[2,3,4] (1-D lhs)', 'float64', (g, p) => g.node('MatMul', [p('a', [3]), p('b', [2, 3, 4])]));
   fd('MatMul [2,3]·[3] (1-D rhs)', 'float64', (g, p) => g.node('MatMul', [p('a', [2, 3]), p('b', [3])]));
   fd('Gemm plain + bias [4]', 'float64', (g, p) => g.node('Gemm', [p('a', [2, 3]), p('b', [3, 4]), p('c', [4])]));
   fd('Gemm transA transB alpha beta, bias [2,1]', 'float64', (g, p) =>
-    g.node('Gemm', [p('a', [3, 2]), p('b', [4, 3]), p('c', [2, 1])], { transA: 1, transB: 1, alpha: attr.f(0.7), beta: attr.f(1.3) }),
+    g.node('Gemm', [p('a', [3, 2]), p('b', [4, 3]), p('c', [2, 1])], {
+      transA: 1,
+      transB: 1,
+      alpha: attr.f(0.7),
+      beta: attr.f(1.3),
+    }),
   );
   fd('Gemm transB only', 'float64', (g, p) => g.node('Gemm', [p('a', [2, 3]), p('b', [4, 3])], { transB: 1 }));
   fd('Gemm transA only', 'float64', (g, p) => g.node('Gemm', [p('a', [3, 2]), p('b', [3, 4])], { transA: 1 }));
 });
 
 describe('reductions and softmax', () => {
-  fd('ReduceSum axes [1] keepdims 0', 'float64', (g, p) => g.node('ReduceSum', [p('a', [2, 3, 4]), g.int64s([1])], { keepdims: 0 }));
-  fd('ReduceSum axes [-1, 0] keepdims 1', 'float64', (g, p) => g.node('ReduceSum', [p('a', [2, 3, 4]), g.int64s([-1, 0])], { keepdims: 1 }));
+  fd('ReduceSum axes [1] keepdims 0', 'float64', (g, p) =>
+    g.node('ReduceSum', [p('a', [2, 3, 4]), g.int64s([1])], { keepdims: 0 }),
+  );
+  fd('ReduceSum axes [-1, 0] keepdims 1', 'float64', (g, p) =>
+    g.node('ReduceSum', [p('a', [2, 3, 4]), g.int64s([-1, 0])], { keepdims: 1 }),
+  );
   fd('ReduceSum all', 'float64', (g, p) => g.node('ReduceSum', [p('a', [2, 3])], { keepdims: 0 }));
-  fd('ReduceMean axes [2,3] keepdims 1', 'float64', (g, p) => g.node('ReduceMean', [p('a', [2, 3, 2, 2])], { axes: [2, 3], keepdims: 1 }));
-  fd('ReduceMean axes [-1] keepdims 0', 'float64', (g, p) => g.node('ReduceMean', [p('a', [2, 3, 4])], { axes: [-1], keepdims: 0 }));
+  fd('ReduceMean axes [2,3] keepdims 1', 'float64', (g, p) =>
+    g.node('ReduceMean', [p('a', [2, 3, 2, 2])], { axes: [2, 3], keepdims: 1 }),
+  );
+  fd('ReduceMean axes [-1] keepdims 0', 'float64', (g, p) =>
+    g.node('ReduceMean', [p('a', [2, 3, 4])], { axes: [-1], keepdims: 0 }),
+  );
   fd('ReduceMean all keepdims 0', 'float64', (g, p) => g.node('ReduceMean', [p('a', [2, 3])], { keepdims: 0 }));
   fd('Softmax axis -1', 'float64', (g, p) => g.node('Softmax', [p('a', [2, 3, 4])], { axis: -1 }));
   fd('Softmax axis 1', 'float64', (g, p) => g.node('Softmax', [p('a', [2, 3, 4])], { axis: 1 }));
@@ -92,8 +119,12 @@ describe('shape ops', () => {
   fd('Flatten axis 2', 'float64', (g, p) => g.node('Flatten', [p('a', [2, 3, 2, 2])], { axis: 2 }));
   fd('Transpose perm [2,0,1]', 'float64', (g, p) => g.node('Transpose', [p('a', [2, 3, 4])], { perm: [2, 0, 1] }));
   fd('Transpose default perm', 'float64', (g, p) => g.node('Transpose', [p('a', [2, 3, 4])]));
-  fd('Concat axis 1 (three inputs)', 'float64', (g, p) => g.node('Concat', [p('a', [2, 1, 3]), p('b', [2, 2, 3]), p('c', [2, 3, 3])], { axis: 1 }));
-  fd('Concat axis -1 with a frozen input', 'float64', (g, p) => g.node('Concat', [p('a', [2, 2]), p('b', [2, 3], { frozen: true })], { axis: -1 }));
+  fd('Concat axis 1 (three inputs)', 'float64', (g, p) =>
+    g.node('Concat', [p('a', [2, 1, 3]), p('b', [2, 2, 3]), p('c', [2, 3, 3])], { axis: 1 }),
+  );
+  fd('Concat axis -1 with a frozen input', 'float64', (g, p) =>
+    g.node('Concat', [p('a', [2, 2]), p('b', [2, 3], { frozen: true })], { axis: -1 }),
+  );
   fd('Split [1,3] on axis 1, both used', 'float64', (g, p) => {
     const [a, b] = g.nodeN('Split', [p('x', [2, 4, 2]), g.int64s([1, 3])], 2, { axis: 1 });
     return g.node('Concat', [g.node('Mul', [a as string, g.scalar(2, 'float64')]), b as string], { axis: 1 });
@@ -102,11 +133,15 @@ describe('shape ops', () => {
     const [, b] = g.nodeN('Split', [p('x', [2, 4]), g.int64s([2, 2])], 2, { axis: 1 });
     return b as string;
   });
-  fd('Slice step 1', 'float64', (g, p) => g.node('Slice', [p('a', [4, 5]), g.int64s([1, 0]), g.int64s([3, 4]), g.int64s([0, 1])]));
+  fd('Slice step 1', 'float64', (g, p) =>
+    g.node('Slice', [p('a', [4, 5]), g.int64s([1, 0]), g.int64s([3, 4]), g.int64s([0, 1])]),
+  );
   fd('Slice negative step and negative starts', 'float64', (g, p) =>
     g.node('Slice', [p('a', [4, 6]), g.int64s([-1]), g.int64s([0]), g.int64s([1]), g.int64s([-2])]),
   );
-  fd('Gather rows with repeats (embedding)', 'float64', (g, p) => g.node('Gather', [p('table', [5, 3]), g.int64s([1, 3, 1, 0])], { axis: 0 }));
+  fd('Gather rows with repeats (embedding)', 'float64', (g, p) =>
+    g.node('Gather', [p('table', [5, 3]), g.int64s([1, 3, 1, 0])], { axis: 0 }),
+  );
   fd('Gather axis 1, 2-D indices, negative index', 'float64', (g, p) =>
     g.node('Gather', [p('table', [2, 4, 3]), g.constant(tensorOf('int64', [2, 2], [0, -1, 2, 0]))], { axis: 1 }),
   );
@@ -125,14 +160,58 @@ describe('convolution, pooling, resize', () => {
   fd('Conv 7x7 stride 2 pad 3 (ResNet stem)', 'float32', (g, p) =>
     g.node('Conv', [p('x', [1, 3, 9, 9]), p('w', [2, 3, 7, 7])], { kernel_shape: [7, 7], strides: [2, 2], pads: [3, 3, 3, 3] }),
   );
-  fd('Conv 1x1 stride 2 (ResNet downsample)', 'float32', (g, p) => g.node('Conv', [p('x', [2, 3, 5, 5]), p('w', [4, 3, 1, 1])], { strides: [2, 2] }));
+  fd('Conv 1x1 stride 2 (ResNet downsample)', 'float32', (g, p) =>
+    g.node('Conv', [p('x', [2, 3, 5, 5]), p('w', [4, 3, 1, 1])], { strides: [2, 2] }),
+  );
   fd('Conv dilation 2, asymmetric pads', 'float32', (g, p) =>
     g.node('Conv', [p('x', [1, 2, 7, 6]), p('w', [2, 2, 3, 2])], { dilations: [2, 1], pads: [1, 0, 2, 1] }),
   );
+  fd('Conv group 2, 3x3 stride 2 pad 1 + bias (grouped weight gradient)', 'float32', (g, p) =>
+    g.node('Conv', [p('x', [2, 4, 6, 6]), p('w', [6, 2, 3, 3]), p('b', [6])], {
+      kernel_shape: [3, 3],
+      strides: [2, 2],
+      pads: [1, 1, 1, 1],
+      group: 2,
+    }),
+  );
+  fd('Conv depthwise (group = C = 3, channel multiplier 2), 3x3 pad 1', 'float32', (g, p) =>
+    g.node('Conv', [p('x', [2, 3, 5, 5]), p('w', [6, 1, 3, 3])], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], group: 3 }),
+  );
+  fd('Conv group 3, dilation 2, asymmetric pads, last window cut', 'float32', (g, p) =>
+    g.node('Conv', [p('x', [1, 6, 8, 7]), p('w', [3, 2, 3, 2])], {
+      dilations: [2, 1],
+      strides: [2, 2],
+      pads: [1, 0, 2, 1],
+      group: 3,
+    }),
+  );
+  it('Conv group 2 weight gradient with symbolic input dims (dynamic reshape path)', async () => {
+    const { Graph } = graphModule;
+    const { checkGradients } = await import('./fdcheck.js');
+    const ort = await import('onnxruntime-node');
+    const g = new Graph();
+    g.addInput('x', 'float32', ['N', 4, 'H', 'W']);
+    const wv = Array.from({ length: 4 * 2 * 3 * 3 }, (_, i) => Math.sin(i * 0.9));
+    g.addInitializer('w', tensorOf('float32', [4, 2, 3, 3], wv));
+    const y = g.node('Conv', ['x', 'w'], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], group: 2 });
+    // A non-uniform loss: Σ y² / 2.
+    const l = g.node('ReduceSum', [g.node('Mul', [y, y])], { keepdims: 0 });
+    g.addOutput(l, 'float32', []);
+    const x = tensorOf(
+      'float32',
+      [2, 4, 5, 5],
+      Array.from({ length: 200 }, (_, i) => Math.cos(i * 0.37)),
+    );
+    const r = await checkGradients(ort as never, g, { loss: l, wrt: ['w'], feeds: { x } });
+    measured.push(`${'Conv group 2, symbolic dims'.padEnd(48)} float32  elementwise ${r.worst.toExponential(2)}`);
+    expect(r.worst).toBeLessThan(F32_TOL);
+  });
   fd('MaxPool 3x3 stride 2 pad 1', 'float64', (g, p) =>
     g.node('MaxPool', [p('x', [2, 2, 5, 5])], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }),
   );
-  fd('AveragePool 2x2 stride 2', 'float32', (g, p) => g.node('AveragePool', [p('x', [1, 2, 4, 4])], { kernel_shape: [2, 2], strides: [2, 2] }));
+  fd('AveragePool 2x2 stride 2', 'float32', (g, p) =>
+    g.node('AveragePool', [p('x', [1, 2, 4, 4])], { kernel_shape: [2, 2], strides: [2, 2] }),
+  );
   fd('AveragePool 3x3 pad 1 count_include_pad 0', 'float32', (g, p) =>
     g.node('AveragePool', [p('x', [1, 1, 5, 5])], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }),
   );
@@ -141,20 +220,110 @@ describe('convolution, pooling, resize', () => {
     g.node('Resize', [p('x', [1, 2, 3, 3]), '', '', g.int64s([1, 2, 5, 4])], { mode: 'nearest' }),
   );
   fd('Resize nearest ×2 (UNet upsample)', 'float32', (g, p) =>
-    g.node('Resize', [p('x', [1, 2, 3, 3]), '', g.constant(tensorOf('float32', [4], [1, 1, 2, 2]))], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }),
+    g.node('Resize', [p('x', [1, 2, 3, 3]), '', g.constant(tensorOf('float32', [4], [1, 1, 2, 2]))], {
+      mode: 'nearest',
+      coordinate_transformation_mode: 'asymmetric',
+      nearest_mode: 'floor',
+    }),
   );
 });
 
 describe('normalisation', () => {
   fd('BatchNormalization training mode (lowered)', 'float64', (g, p) =>
-    g.node('BatchNormalization', [p('x', [3, 2, 2, 2]), p('s', [2], POS), p('bb', [2]), p('m', [2], { frozen: true }), p('v', [2], { frozen: true, ...POS })], {
-      training_mode: 1,
-    }),
+    g.node(
+      'BatchNormalization',
+      [
+        p('x', [3, 2, 2, 2]),
+        p('s', [2], POS),
+        p('bb', [2]),
+        p('m', [2], { frozen: true }),
+        p('v', [2], { frozen: true, ...POS }),
+      ],
+      {
+        training_mode: 1,
+      },
+    ),
   );
+  fd('BatchNormalization training mode + Tanh, [4,3,3,2] (fused backward)', 'float64', (g, p) =>
+    g.node('Tanh', [
+      g.node(
+        'BatchNormalization',
+        [
+          p('x', [4, 3, 3, 2]),
+          p('s', [3], POS),
+          p('bb', [3]),
+          p('m', [3], { frozen: true }),
+          p('v', [3], { frozen: true, ...POS }),
+        ],
+        {
+          training_mode: 1,
+        },
+      ),
+    ]),
+  );
+  it('training-mode BatchNormalization: the closed-form backward equals differentiating the primitives', async () => {
+    const ort = await import('onnxruntime-node');
+    const { Graph } = graphModule;
+    const { createGraphSession } = await import('../graph/convert.js');
+    const g = new Graph();
+    const vals = (n: number, f: (i: number) => number) => Array.from({ length: n }, (_, i) => f(i));
+    g.addInitializer(
+      'x',
+      tensorOf(
+        'float64',
+        [3, 2, 2, 3],
+        vals(36, (i) => Math.sin(i * 1.3) * 2 + 0.5),
+      ),
+    );
+    g.addInitializer('s', tensorOf('float64', [2], [0.7, 1.4]));
+    g.addInitializer('b', tensorOf('float64', [2], [0.1, -0.2]));
+    g.addInitializer('m', tensorOf('float64', [2], [0, 0]));
+    g.addInitializer('v', tensorOf('float64', [2], [1, 1]));
+    g.addInitializer(
+      'R',
+      tensorOf(
+        'float64',
+        [3, 2, 2, 3],
+        vals(36, (i) => Math.cos(i * 0.7)),
+      ),
+    );
+    const [y] = g.nodeN('BatchNormalization', ['x', 's', 'b', 'm', 'v'], 3, { training_mode: 1 });
+    const l = g.node('ReduceSum', [g.node('Mul', [g.node('Sigmoid', [y as string]), 'R'])], { keepdims: 0 });
+    g.addOutput(l, 'float64', []);
+    const run = async (fuse: boolean) => {
+      const tg = buildGradientGraph(g, { loss: l, wrt: ['x', 's', 'b'], lower: { fuseBatchNormGradient: fuse } });
+      const ops = tg.graph.nodes.map((n) => n.opType);
+      const s = (await createGraphSession(ort as never, tg.graph)) as unknown as {
+        run(f: object): Promise<Record<string, { data: Float64Array }>>;
+      };
+      const r = await s.run({});
+      return { ops, grads: ['x', 's', 'b'].map((w) => r[tg.gradients[w] as string]?.data as Float64Array) };
+    };
+    const fused = await run(true);
+    const plain = await run(false);
+    // The fused graph differentiates BatchNorm as one op: fewer nodes than through the primitives.
+    expect(fused.ops.length).toBeLessThan(plain.ops.length);
+    expect(fused.ops).not.toContain('FusedBatchNormTraining');
+    fused.grads.forEach((gv, i) => {
+      const ref = plain.grads[i] as Float64Array;
+      expect(gv.length).toBe(ref.length);
+      let err = 0;
+      for (let k = 0; k < gv.length; k++) err = Math.max(err, Math.abs((gv[k] as number) - (ref[k] as number)));
+      expect(err).toBeLessThan(1e-12);
+    });
+  });
   fd('BatchNormalization inference mode', 'float64', (g, p) =>
-    g.node('BatchNormalization', [p('x', [2, 2, 2, 2]), p('s', [2], POS), p('bb', [2]), p('m', [2], { frozen: true }), p('v', [2], { frozen: true, ...POS })]),
+    g.node('BatchNormalization', [
+      p('x', [2, 2, 2, 2]),
+      p('s', [2], POS),
+      p('bb', [2]),
+      p('m', [2], { frozen: true }),
+      p('v', [2], { frozen: true, ...POS }),
+    ]),
   );
-  fd('LayerNormalization axis -1', 'float64', (g, p) => g.node('LayerNormalization', [p('x', [2, 3, 4]), p('s', [4]), p('bb', [4])], { axis: -1 }));
+  fd('LayerNormalization axis -1', 'float64', (g, p) =>
+    g.node('LayerNormalization', [p('x', [2, 3, 4]), p('s', [4]), p('bb', [4])], { axis: -1 }),
+  );
   fd('GroupNormalization (opset 18, lowered)', 'float64', (g, p) => {
     g.opsets.set('', 18);
     return g.node('GroupNormalization', [p('x', [2, 4, 2, 2]), p('s', [2]), p('bb', [2])], { num_groups: 2 });
@@ -166,13 +335,21 @@ describe('normalisation', () => {
     const g = new Graph();
     const x = Array.from({ length: 2 * 2 * 3 }, (_, i) => Math.sin(i * 1.7) * 2);
     g.addInitializer('x', tensorOf('float64', [2, 2, 3], x));
-    for (const [n, v] of [['s', [1, 1]], ['b', [0, 0]], ['m', [0.5, -0.5]], ['v', [1, 2]]] as const) g.addInitializer(n, tensorOf('float64', [2], v));
+    for (const [n, v] of [
+      ['s', [1, 1]],
+      ['b', [0, 0]],
+      ['m', [0.5, -0.5]],
+      ['v', [1, 2]],
+    ] as const)
+      g.addInitializer(n, tensorOf('float64', [2], v));
     const [y] = g.nodeN('BatchNormalization', ['x', 's', 'b', 'm', 'v'], 3, { training_mode: 1, momentum: attr.f(0.9) });
     const l = g.node('ReduceSum', [y as string], { keepdims: 0 });
     g.addOutput(l, 'float64', []);
     const tg = buildGradientGraph(g, { loss: l, wrt: ['s'] });
     expect(tg.runningStats).toHaveLength(1);
-    const s = (await createGraphSession(ort as never, tg.graph)) as unknown as { run(f: object): Promise<Record<string, { data: Float64Array }>> };
+    const s = (await createGraphSession(ort as never, tg.graph)) as unknown as {
+      run(f: object): Promise<Record<string, { data: Float64Array }>>;
+    };
     const r = await s.run({});
     const st = tg.runningStats[0] as { mean: string; var: string };
     for (let c = 0; c < 2; c++) {
@@ -183,17 +360,42 @@ describe('normalisation', () => {
       expect(r[st.var]?.data[c]).toBeCloseTo(0.9 * [1, 2][c]! + 0.1 * unbiased, 12);
     }
   });
-  fd('InstanceNormalization', 'float32', (g, p) => g.node('InstanceNormalization', [p('x', [2, 3, 2, 2]), p('s', [3]), p('bb', [3])]));
+  fd('InstanceNormalization', 'float32', (g, p) =>
+    g.node('InstanceNormalization', [p('x', [2, 3, 2, 2]), p('s', [3]), p('bb', [3])]),
+  );
 });
 
 describe('lowered normalisation matches the ONNX Runtime kernels (forward)', () => {
   const cases: [string, number, Build][] = [
-    ['LayerNormalization', 17, (g, p) => g.node('LayerNormalization', [p('x', [2, 3, 8]), p('s', [8]), p('bb', [8])], { axis: -1, epsilon: attr.f(1e-5) })],
-    ['LayerNormalization axis 1', 17, (g, p) => g.node('LayerNormalization', [p('x', [2, 3, 4]), p('s', [3, 4]), p('bb', [3, 4])], { axis: 1 })],
-    ['InstanceNormalization', 17, (g, p) => g.node('InstanceNormalization', [p('x', [2, 3, 4, 5]), p('s', [3]), p('bb', [3])], { epsilon: attr.f(1e-5) })],
-    ['BatchNormalization training_mode=1', 17, (g, p) =>
-      g.nodeN('BatchNormalization', [p('x', [4, 3, 4, 5]), p('s', [3]), p('bb', [3]), p('m', [3]), p('v', [3], POS)], 3, { training_mode: 1, momentum: attr.f(0.9) })[0] as string],
-    ['GroupNormalization (opset 18, per-group scale)', 18, (g, p) => g.node('GroupNormalization', [p('x', [2, 6, 3, 3]), p('s', [3]), p('bb', [3])], { num_groups: 3 })],
+    [
+      'LayerNormalization',
+      17,
+      (g, p) => g.node('LayerNormalization', [p('x', [2, 3, 8]), p('s', [8]), p('bb', [8])], { axis: -1, epsilon: attr.f(1e-5) }),
+    ],
+    [
+      'LayerNormalization axis 1',
+      17,
+      (g, p) => g.node('LayerNormalization', [p('x', [2, 3, 4]), p('s', [3, 4]), p('bb', [3, 4])], { axis: 1 }),
+    ],
+    [
+      'InstanceNormalization',
+      17,
+      (g, p) => g.node('InstanceNormalization', [p('x', [2, 3, 4, 5]), p('s', [3]), p('bb', [3])], { epsilon: attr.f(1e-5) }),
+    ],
+    [
+      'BatchNormalization training_mode=1',
+      17,
+      (g, p) =>
+        g.nodeN('BatchNormalization', [p('x', [4, 3, 4, 5]), p('s', [3]), p('bb', [3]), p('m', [3]), p('v', [3], POS)], 3, {
+          training_mode: 1,
+          momentum: attr.f(0.9),
+        })[0] as string,
+    ],
+    [
+      'GroupNormalization (opset 18, per-group scale)',
+      18,
+      (g, p) => g.node('GroupNormalization', [p('x', [2, 6, 3, 3]), p('s', [3]), p('bb', [3])], { num_groups: 3 }),
+    ],
   ];
   for (const [name, opset, build] of cases) {
     it(name, async () => {
@@ -204,11 +406,20 @@ describe('lowered normalisation matches the ONNX Runtime kernels (forward)', () 
       const g = new Graph();
       g.opsets.set('', opset);
       let k = 0;
-      const y = build(g, (n, dims, o) => g.addInitializer(n, tensorOf('float32', dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => {
-        const [lo, hi] = o?.range ?? [-1, 1];
-        k++;
-        return lo + ((hi - lo) * ((Math.sin(k * 12.9898) * 43758.5453) % 1 + 1)) / 2 % (hi - lo);
-      }))));
+      const y = build(g, (n, dims, o) =>
+        g.addInitializer(
+          n,
+          tensorOf(
+            'float32',
+            dims,
+            Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => {
+              const [lo, hi] = o?.range ?? [-1, 1];
+              k++;
+              return lo + ((((hi - lo) * (((Math.sin(k * 12.9898) * 43758.5453) % 1) + 1)) / 2) % (hi - lo));
+            }),
+          ),
+        ),
+      );
       g.addOutput(y, 'float32');
       const run = async (gg: graphModule.Graph) => {
         const s = await createGraphSession(ort as never, gg);
@@ -244,7 +455,10 @@ describe('compositions and errors', () => {
     const k = g.node('MatMul', [x, p('wk', [6, 6])]);
     const v = g.node('MatMul', [x, p('wv', [6, 6])]);
     const heads = (t: string) => g.node('Transpose', [g.node('Reshape', [t, g.int64s([2, 4, 2, 3])])], { perm: [0, 2, 1, 3] });
-    const s = g.node('Div', [g.node('MatMul', [heads(q), g.node('Transpose', [heads(k)], { perm: [0, 1, 3, 2] })]), g.scalar(Math.sqrt(3), 'float64')]);
+    const s = g.node('Div', [
+      g.node('MatMul', [heads(q), g.node('Transpose', [heads(k)], { perm: [0, 1, 3, 2] })]),
+      g.scalar(Math.sqrt(3), 'float64'),
+    ]);
     const a = g.node('MatMul', [g.node('Softmax', [s], { axis: -1 }), heads(v)]);
     return g.node('Reshape', [g.node('Transpose', [a], { perm: [0, 2, 1, 3] }), g.int64s([2, 4, 6])]);
   });
@@ -267,6 +481,7 @@ describe('compositions and errors', () => {
 });
 
 import * as graphModule from '../graph/graph.js';
+
 function require_graph() {
   return graphModule;
 }

@@ -7,6 +7,7 @@ import { InvalidArgumentError } from '@diffmix/core';
 import { attr, attrFloat, attrInt, attrInts, attrString, type Dim, type GraphNode, tensorOf } from '../graph/graph.js';
 import { intValues } from '../graph/infer.js';
 import { CAST_CODES, FLOAT_TYPES, type GradContext } from './context.js';
+import { FUSED_BN_OP } from './lower.js';
 
 export interface GradRuleArgs {
   ctx: GradContext;
@@ -23,9 +24,35 @@ export const gradientRules = new Map<string, GradRule>();
 
 /** Ops whose outputs carry no gradient (shape and constant computations, comparisons, index ops). */
 export const NON_DIFFERENTIABLE_OPS = new Set([
-  'Shape', 'Size', 'Constant', 'ConstantOfShape', 'Range', 'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'Not', 'And', 'Or', 'Xor',
-  'NonZero', 'ArgMax', 'ArgMin', 'Floor', 'Ceil', 'Round', 'Sign', 'IsNaN', 'IsInf', 'RandomNormal', 'RandomNormalLike', 'RandomUniform',
-  'RandomUniformLike', 'EyeLike', 'OneHot',
+  'Shape',
+  'Size',
+  'Constant',
+  'ConstantOfShape',
+  'Range',
+  'Equal',
+  'Less',
+  'LessOrEqual',
+  'Greater',
+  'GreaterOrEqual',
+  'Not',
+  'And',
+  'Or',
+  'Xor',
+  'NonZero',
+  'ArgMax',
+  'ArgMin',
+  'Floor',
+  'Ceil',
+  'Round',
+  'Sign',
+  'IsNaN',
+  'IsInf',
+  'RandomNormal',
+  'RandomNormalLike',
+  'RandomUniform',
+  'RandomUniformLike',
+  'EyeLike',
+  'OneHot',
 ]);
 
 const need0 = (dy: (string | undefined)[]): string => dy[0] as string;
@@ -51,7 +78,8 @@ reg(['Dropout'], ({ ctx, node, dy }) => {
   const tm = node.inputs[2];
   if (tm) {
     const c = ctx.consts.get(tm);
-    if (!c || Number(c.data[0]) !== 0) throw new InvalidArgumentError('graph', `Dropout ${node.name} in training mode has no gradient rule`);
+    if (!c || Number(c.data[0]) !== 0)
+      throw new InvalidArgumentError('graph', `Dropout ${node.name} in training mode has no gradient rule`);
   }
   return [need0(dy)];
 });
@@ -106,7 +134,12 @@ reg(['Pow'], ({ ctx, node, dy, needs }) => {
     ga = ctx.reduceTo(ctx.op('Mul', [g, d], {}, t, ys), a, ys);
   }
   let gp: string | undefined;
-  if (needs[1]) gp = ctx.reduceTo(ctx.op('Mul', [g, ctx.op('Mul', [y, ctx.op('Log', [a], {}, t, ctx.shape(a))], {}, t, ys)], {}, t, ys), p0, ys);
+  if (needs[1])
+    gp = ctx.reduceTo(
+      ctx.op('Mul', [g, ctx.op('Mul', [y, ctx.op('Log', [a], {}, t, ctx.shape(a))], {}, t, ys)], {}, t, ys),
+      p0,
+      ys,
+    );
   return [ga, gp];
 });
 
@@ -140,7 +173,9 @@ reg(['LeakyRelu'], ({ ctx, node, dy }) => {
   const x = input(node, 0);
   const pos = ctx.op('Greater', [x, ctx.scalarLike(0, x)], {}, 'bool', ctx.shape(x));
   const g = need0(dy);
-  return [ctx.op('Where', [pos, g, m(ctx, g, ctx.scalarLike(attrFloat(node, 'alpha', 0.01), x), x)], {}, ctx.type(x), ctx.shape(x))];
+  return [
+    ctx.op('Where', [pos, g, m(ctx, g, ctx.scalarLike(attrFloat(node, 'alpha', 0.01), x), x)], {}, ctx.type(x), ctx.shape(x)),
+  ];
 });
 
 reg(['Softmax'], ({ ctx, node, dy }) => {
@@ -190,7 +225,13 @@ function transposeLast2(ctx: GradContext, v: string, node: GraphNode): string {
   const perm = [...Array(r).keys()];
   perm[r - 1] = r - 2;
   perm[r - 2] = r - 1;
-  return ctx.op('Transpose', [v], { perm }, ctx.type(v), perm.map((p) => s[p] ?? null));
+  return ctx.op(
+    'Transpose',
+    [v],
+    { perm },
+    ctx.type(v),
+    perm.map((p) => s[p] ?? null),
+  );
 }
 
 reg(['MatMul'], ({ ctx, node, dy, needs }) => {
@@ -207,7 +248,12 @@ reg(['MatMul'], ({ ctx, node, dy, needs }) => {
     return [ga, gb];
   }
   // Promote 1-D operands and the output gradient to the 2-D forms numpy's matmul uses.
-  const g2 = ra === 1 ? ctx.op('Unsqueeze', [g, ctx.int64s([-2])], {}, t, undefined) : rb === 1 ? ctx.op('Unsqueeze', [g, ctx.int64s([-1])], {}, t, undefined) : g;
+  const g2 =
+    ra === 1
+      ? ctx.op('Unsqueeze', [g, ctx.int64s([-2])], {}, t, undefined)
+      : rb === 1
+        ? ctx.op('Unsqueeze', [g, ctx.int64s([-1])], {}, t, undefined)
+        : g;
   const a2 = ra === 1 ? ctx.op('Unsqueeze', [a, ctx.int64s([0])], {}, t, [1, ...(ctx.shape(a) as Dim[])]) : a;
   const b2 = rb === 1 ? ctx.op('Unsqueeze', [b, ctx.int64s([1])], {}, t, [...(ctx.shape(b) as Dim[]), 1]) : b;
   if (needs[0]) {
@@ -304,7 +350,13 @@ reg(['Concat'], ({ ctx, node, dy, needs }) => {
   const dims = ins.map((v) => ctx.shape(v)?.[ax]);
   const sizes = dims.every((d) => typeof d === 'number')
     ? ctx.int64s(dims as number[])
-    : ctx.op('Concat', ins.map((v) => ctx.op('Gather', [ctx.shapeOf(v), ctx.int64s([ax])], { axis: 0 }, 'int64', [1])), { axis: 0 }, 'int64', [ins.length]);
+    : ctx.op(
+        'Concat',
+        ins.map((v) => ctx.op('Gather', [ctx.shapeOf(v), ctx.int64s([ax])], { axis: 0 }, 'int64', [1])),
+        { axis: 0 },
+        'int64',
+        [ins.length],
+      );
   const outs = ctx.g.nodeN('Split', [need0(dy), sizes], ins.length, { axis: ax }, { name: ctx.g.uniqueName('grad/Split') });
   return outs.map((o, i) => (needs[i] ? ctx.set(o, t, ctx.shape(ins[i] as string)) : undefined));
 });
@@ -319,7 +371,17 @@ reg(['Split'], ({ ctx, node, dy }) => {
 /** `Reshape(Range(0, Size(x)), Shape(x))`: flat element indices shaped like `x`. */
 function flatIndices(ctx: GradContext, x: string): string {
   const n = ctx.op('Size', [x], {}, 'int64', []);
-  const r = ctx.op('Range', [ctx.set(ctx.g.constant(tensorOf('int64', [], [0])), 'int64', []), n, ctx.set(ctx.g.constant(tensorOf('int64', [], [1])), 'int64', [])], {}, 'int64', [null]);
+  const r = ctx.op(
+    'Range',
+    [
+      ctx.set(ctx.g.constant(tensorOf('int64', [], [0])), 'int64', []),
+      n,
+      ctx.set(ctx.g.constant(tensorOf('int64', [], [1])), 'int64', []),
+    ],
+    {},
+    'int64',
+    [null],
+  );
   return ctx.op('Reshape', [r, ctx.shapeOf(x)], {}, 'int64', ctx.shape(x));
 }
 
@@ -352,7 +414,8 @@ reg(['Gather'], ({ ctx, node, dy }) => {
 });
 
 reg(['Resize'], ({ ctx, node, dy }) => {
-  if (attrString(node, 'mode', 'nearest') !== 'nearest') throw new InvalidArgumentError('graph', `Resize ${node.name}: only mode=nearest has a gradient rule`);
+  if (attrString(node, 'mode', 'nearest') !== 'nearest')
+    throw new InvalidArgumentError('graph', `Resize ${node.name}: only mode=nearest has a gradient rule`);
   const x = input(node, 0);
   // Resize the flat indices (as int32: exact, and supported by the CPU kernel) with the same
   // parameters: each output element then names the input element it copied.
@@ -372,53 +435,139 @@ reg(['Conv'], ({ ctx, node, dy, needs }) => {
   const k = ws.length - 2;
   const group = attrInt(node, 'group', 1);
   const autoPad = attrString(node, 'auto_pad', 'NOTSET');
-  if (autoPad !== 'NOTSET' && autoPad !== 'VALID') throw new InvalidArgumentError('graph', `Conv ${node.name}: auto_pad=${autoPad} has no gradient rule (use explicit pads)`);
+  if (autoPad !== 'NOTSET' && autoPad !== 'VALID')
+    throw new InvalidArgumentError('graph', `Conv ${node.name}: auto_pad=${autoPad} has no gradient rule (use explicit pads)`);
   const strides = attrInts(node, 'strides') ?? Array(k).fill(1);
   const dil = attrInts(node, 'dilations') ?? Array(k).fill(1);
   const pads = attrInts(node, 'pads') ?? Array(2 * k).fill(0);
   const kernel = ws.slice(2);
   const out: (string | undefined)[] = [undefined, undefined, undefined];
   if (needs[0]) {
-    // dX = ConvTranspose(dY, W) with output_padding = stride − 1, then cut to X's spatial size.
-    const opad = strides.map((s) => s - 1);
+    // dX = ConvTranspose(dY, W). With static shapes the output_padding that gives exactly X's spatial
+    // size is known (the rows the last forward window did not reach); otherwise pad by stride − 1
+    // and cut, which costs an extra copy of dX.
+    const xs0 = ctx.staticShape(x);
+    const ys0 = ctx.staticShape(output(node));
+    const exact =
+      xs0 && ys0 && kernel.every((d) => typeof d === 'number')
+        ? xs0
+            .slice(2)
+            .map(
+              (d, i) =>
+                d -
+                (((ys0[i + 2] as number) - 1) * (strides[i] as number) -
+                  (pads[i] as number) -
+                  (pads[i + k] as number) +
+                  (dil[i] as number) * ((kernel[i] as number) - 1) +
+                  1),
+            )
+        : undefined;
+    const opad = exact ?? strides.map((s) => s - 1);
     const ct = ctx.op(
       'ConvTranspose',
       [g, w],
-      { strides, pads, dilations: dil, group, output_padding: opad, kernel_shape: kernel.every((d) => typeof d === 'number') ? (kernel as number[]) : undefined },
+      {
+        strides,
+        pads,
+        dilations: dil,
+        group,
+        output_padding: opad,
+        kernel_shape: kernel.every((d) => typeof d === 'number') ? (kernel as number[]) : undefined,
+      },
       t,
       undefined,
     );
     const xs = ctx.staticShape(x);
     let gx = ct;
-    if (opad.some((p) => p > 0)) {
+    if (!exact && opad.some((p) => p > 0)) {
       const axes = ctx.int64s([...Array(k).keys()].map((i) => i + 2));
-      const ends = xs ? ctx.int64s(xs.slice(2)) : ctx.op('Slice', [ctx.shapeOf(x), ctx.int64s([2]), ctx.int64s([2 + k])], {}, 'int64', [k]);
+      const ends = xs
+        ? ctx.int64s(xs.slice(2))
+        : ctx.op('Slice', [ctx.shapeOf(x), ctx.int64s([2]), ctx.int64s([2 + k])], {}, 'int64', [k]);
       gx = ctx.op('Slice', [ct, ctx.int64s(Array(k).fill(0)), ends, axes], {}, t, ctx.shape(x));
     } else ctx.set(gx, t, ctx.shape(x));
     out[0] = gx;
   }
   if (needs[1]) {
-    if (group !== 1) throw new InvalidArgumentError('graph', `Conv ${node.name}: weight gradient for group=${group} is not implemented (group=1 only)`);
-    // dW[o,i,·] = Σ_n X[n,i,·] ⋆ dY[n,o,·]: a convolution with batch and channel axes swapped, where the
-    // forward stride becomes the dilation and the forward dilation the stride.
-    const perm = [1, 0, ...[...Array(k).keys()].map((i) => i + 2)];
-    const xt = ctx.op('Transpose', [x], { perm }, t, undefined);
+    // dW[o,i,·] = Σ_n X[n, g(o)·Cg + i, ·] ⋆ dY[n,o,·] (g(o) the group of output channel o, Cg input
+    // channels per group): a convolution with batch and channel axes swapped, where the forward stride
+    // becomes the dilation and the forward dilation the stride. For group G the swapped input is laid
+    // out [Cg, G·N, …] (channel index g·N + n), so a group-G convolution pairs each output channel with
+    // its own group's inputs only — depthwise (Cg = 1) included, without computing the C×O cross terms.
+    const spatial = [...Array(k).keys()].map((i) => i + 2);
+    const perm = [1, 0, ...spatial];
+    let xt: string;
+    if (group === 1) xt = ctx.op('Transpose', [x], { perm }, t, undefined);
+    else {
+      const cg = ws[1];
+      if (typeof cg !== 'number')
+        throw new InvalidArgumentError('graph', `Conv ${node.name}: the weight shape must be static for group=${group}`);
+      const x4 = ctx.op('Reshape', [x, ctx.int64s([0, group, cg, -1])], {}, t, undefined);
+      const x4t = ctx.op('Transpose', [x4], { perm: [2, 1, 0, 3] }, t, undefined);
+      const xsNow = ctx.staticShape(x);
+      const shape = xsNow
+        ? ctx.int64s([cg, -1, ...xsNow.slice(2)])
+        : ctx.op(
+            'Concat',
+            [ctx.int64s([cg, -1]), ctx.op('Slice', [ctx.shapeOf(x), ctx.int64s([2]), ctx.int64s([2 + k])], {}, 'int64', [k])],
+            { axis: 0 },
+            'int64',
+            [2 + k],
+          );
+      xt = ctx.op('Reshape', [x4t, shape], {}, t, undefined);
+    }
     const gt = ctx.op('Transpose', [g], { perm }, t, undefined);
-    const c = ctx.op('Conv', [xt, gt], { strides: dil, dilations: strides, pads }, t, undefined);
+    const c = ctx.op(
+      'Conv',
+      [xt, gt],
+      { strides: dil, dilations: strides, pads, group: group === 1 ? undefined : group },
+      t,
+      undefined,
+    );
     // The result can be larger than the kernel (when the last window did not fit): keep the kernel part.
-    const ends = kernel.every((d) => typeof d === 'number') ? ctx.int64s(kernel as number[]) : ctx.op('Slice', [ctx.shapeOf(w), ctx.int64s([2]), ctx.int64s([2 + k])], {}, 'int64', [k]);
-    const cut = ctx.op('Slice', [c, ctx.int64s(Array(k).fill(0)), ends, ctx.int64s([...Array(k).keys()].map((i) => i + 2))], {}, t, undefined);
+    const xsS = ctx.staticShape(x);
+    const ysS = ctx.staticShape(output(node));
+    const fits =
+      xsS && ysS && kernel.every((d) => typeof d === 'number')
+        ? spatial.every(
+            (a, i) =>
+              Math.floor(
+                ((xsS[a] as number) +
+                  (pads[i] as number) +
+                  (pads[i + k] as number) -
+                  (strides[i] as number) * ((ysS[a] as number) - 1) -
+                  1) /
+                  (dil[i] as number),
+              ) +
+                1 ===
+              kernel[i],
+          )
+        : false;
+    let cut = c;
+    if (!fits) {
+      const ends = kernel.every((d) => typeof d === 'number')
+        ? ctx.int64s(kernel as number[])
+        : ctx.op('Slice', [ctx.shapeOf(w), ctx.int64s([2]), ctx.int64s([2 + k])], {}, 'int64', [k]);
+      cut = ctx.op('Slice', [c, ctx.int64s(Array(k).fill(0)), ends, ctx.int64s(spatial)], {}, t, undefined);
+    }
     out[1] = ctx.op('Transpose', [cut], { perm }, t, ws);
   }
   if (needs[2] && node.inputs[2]) {
-    out[2] = ctx.op('ReduceSum', [g, ctx.int64s([0, ...[...Array(k).keys()].map((i) => i + 2)])], { keepdims: 0 }, t, ctx.shape(input(node, 2)));
+    out[2] = ctx.op(
+      'ReduceSum',
+      [g, ctx.int64s([0, ...[...Array(k).keys()].map((i) => i + 2)])],
+      { keepdims: 0 },
+      t,
+      ctx.shape(input(node, 2)),
+    );
   }
   return out;
 });
 
 reg(['MaxPool'], ({ ctx, node, dy }) => {
   const x = input(node, 0);
-  if (attrInt(node, 'storage_order', 0) !== 0) throw new InvalidArgumentError('graph', `MaxPool ${node.name}: storage_order=1 has no gradient rule`);
+  if (attrInt(node, 'storage_order', 0) !== 0)
+    throw new InvalidArgumentError('graph', `MaxPool ${node.name}: storage_order=1 has no gradient rule`);
   // The forward node gets its Indices output (flat positions of the maxima) if it has none.
   let indices = node.outputs[1];
   if (!indices) {
@@ -457,7 +606,16 @@ reg(['AveragePool'], ({ ctx, node, dy }) => {
   }
   const r = ctx.op('Reshape', [scaled, ctx.int64s([nc, 1, ...ys.slice(2)])], {}, t, undefined);
   const ones = ctx.set(ctx.g.constant(tensorOf(t, [1, 1, ...kernel], 1)), t, [1, 1, ...kernel]);
-  const opad = xs.slice(2).map((d, i) => d + (pads[i] as number) + (pads[i + k] as number) - ((ys[i + 2] as number) - 1) * (strides[i] as number) - (kernel[i] as number));
+  const opad = xs
+    .slice(2)
+    .map(
+      (d, i) =>
+        d +
+        (pads[i] as number) +
+        (pads[i + k] as number) -
+        ((ys[i + 2] as number) - 1) * (strides[i] as number) -
+        (kernel[i] as number),
+    );
   const ct = ctx.op('ConvTranspose', [r, ones], { strides, pads, output_padding: opad }, t, undefined);
   return [ctx.op('Reshape', [ct, ctx.int64s(xs)], {}, t, xs)];
 });
@@ -465,21 +623,105 @@ reg(['AveragePool'], ({ ctx, node, dy }) => {
 // ---------------------------------------------------------------- normalisation (inference form)
 
 reg(['BatchNormalization'], ({ ctx, node, dy, needs }) => {
-  if (attrInt(node, 'training_mode', 0) === 1) throw new InvalidArgumentError('graph', `BatchNormalization ${node.name} in training mode must be lowered first (lowerForTraining)`);
+  if (attrInt(node, 'training_mode', 0) === 1)
+    throw new InvalidArgumentError(
+      'graph',
+      `BatchNormalization ${node.name} in training mode must be lowered first (lowerForTraining)`,
+    );
   const [x, scale, , mean, v] = [0, 1, 2, 3, 4].map((i) => input(node, i)) as [string, string, string, string, string];
   const t = ctx.type(x);
   const r = ctx.rank(x, node);
   const g = need0(dy);
   const cShape = ctx.int64s([-1, ...Array(r - 2).fill(1)]);
   const eps = attrFloat(node, 'epsilon', 1e-5);
-  const inv = ctx.op('Div', [ctx.scalarLike(1, x), ctx.op('Sqrt', [ctx.op('Add', [v, ctx.scalarLike(eps, x)], {}, t, ctx.shape(v))], {}, t, ctx.shape(v))], {}, t, ctx.shape(v));
+  const inv = ctx.op(
+    'Div',
+    [
+      ctx.scalarLike(1, x),
+      ctx.op('Sqrt', [ctx.op('Add', [v, ctx.scalarLike(eps, x)], {}, t, ctx.shape(v))], {}, t, ctx.shape(v)),
+    ],
+    {},
+    t,
+    ctx.shape(v),
+  );
   const axes = ctx.int64s([0, ...[...Array(r - 2).keys()].map((i) => i + 2)]);
   const res: (string | undefined)[] = [undefined, undefined, undefined, undefined, undefined];
-  if (needs[0]) res[0] = ctx.op('Mul', [g, ctx.op('Reshape', [ctx.op('Mul', [scale, inv], {}, t, ctx.shape(v)), cShape], {}, t, undefined)], {}, t, ctx.shape(x));
+  if (needs[0])
+    res[0] = ctx.op(
+      'Mul',
+      [g, ctx.op('Reshape', [ctx.op('Mul', [scale, inv], {}, t, ctx.shape(v)), cShape], {}, t, undefined)],
+      {},
+      t,
+      ctx.shape(x),
+    );
   if (needs[1]) {
-    const xhat = ctx.op('Mul', [ctx.op('Sub', [x, ctx.op('Reshape', [mean, cShape], {}, t, undefined)], {}, t, ctx.shape(x)), ctx.op('Reshape', [inv, cShape], {}, t, undefined)], {}, t, ctx.shape(x));
+    const xhat = ctx.op(
+      'Mul',
+      [
+        ctx.op('Sub', [x, ctx.op('Reshape', [mean, cShape], {}, t, undefined)], {}, t, ctx.shape(x)),
+        ctx.op('Reshape', [inv, cShape], {}, t, undefined),
+      ],
+      {},
+      t,
+      ctx.shape(x),
+    );
     res[1] = ctx.op('ReduceSum', [ctx.op('Mul', [g, xhat], {}, t, ctx.shape(x)), axes], { keepdims: 0 }, t, ctx.shape(scale));
   }
   if (needs[2]) res[2] = ctx.op('ReduceSum', [g, axes], { keepdims: 0 }, t, ctx.shape(scale));
+  return res;
+});
+
+// ---------------------------------------------------------------- fused training-mode BatchNorm
+
+/**
+ * Stand-in for a lowered training-mode BatchNormalization (see `FusedBatchNormRegion`): with
+ * d = x − mean, invstd = 1/√(var + ε), a = scale·invstd, M elements per channel and Σ over N and the
+ * spatial axes,
+ *   d bias = Σ g,  d scale = invstd·Σ g·d,
+ *   d x = a·(g − Σg/M − d·invstd²·Σ(g·d)/M) = g·a + d·k2 + k3   (k2, k3 per channel),
+ * the closed form PyTorch's native batch_norm_backward uses, instead of differentiating each primitive.
+ */
+reg([FUSED_BN_OP], ({ ctx, node, dy, needs }) => {
+  if (dy.slice(1).some((d) => d !== undefined)) {
+    throw new InvalidArgumentError(
+      'graph',
+      `${node.name}: the BatchNorm statistics are used on the loss path; lower it without fuseBatchNormGradient`,
+    );
+  }
+  const g = need0(dy);
+  const [x, scale] = [input(node, 0), input(node, 1)];
+  const str = (k: string) => {
+    const a = node.attrs[k];
+    if (a?.kind !== 's') throw new InvalidArgumentError('graph', `${node.name} has no ${k} attribute`);
+    return a.v;
+  };
+  const [d, invstd, a] = [str('centered'), str('invstd'), str('a')];
+  const t = ctx.type(x);
+  const xs = ctx.shape(x);
+  const r = ctx.rank(x, node);
+  const axes = ctx.int64s([0, ...[...Array(r - 2).keys()].map((i) => i + 2)]);
+  const cs = [1, xs?.[1] ?? null, ...Array(r - 2).fill(1)] as Dim[];
+  const flat = ctx.int64s([-1]);
+  const sumG = ctx.op('ReduceSum', [g, axes], { keepdims: 1 }, t, cs);
+  const sumGD =
+    needs[0] || needs[1] ? ctx.op('ReduceSum', [ctx.op('Mul', [g, d], {}, t, xs), axes], { keepdims: 1 }, t, cs) : undefined;
+  const res: (string | undefined)[] = [undefined, undefined, undefined];
+  if (needs[0]) {
+    // M = Size(x) / C as a scalar of x's type.
+    const m = ctx.op('Div', [ctx.sizeOf(x, t), ctx.sizeOf(scale, t)], {}, t, []);
+    const inv2 = ctx.op('Mul', [invstd, invstd], {}, t, cs);
+    const k2 = ctx.op(
+      'Neg',
+      [ctx.op('Div', [ctx.op('Mul', [ctx.op('Mul', [a, inv2], {}, t, cs), sumGD as string], {}, t, cs), m], {}, t, cs)],
+      {},
+      t,
+      cs,
+    );
+    const k3 = ctx.op('Neg', [ctx.op('Div', [ctx.op('Mul', [a, sumG], {}, t, cs), m], {}, t, cs)], {}, t, cs);
+    const ga = ctx.op('Mul', [g, a], {}, t, xs);
+    res[0] = ctx.op('Add', [ctx.op('Add', [ga, ctx.op('Mul', [d, k2], {}, t, xs)], {}, t, xs), k3], {}, t, xs);
+  }
+  if (needs[1]) res[1] = ctx.op('Reshape', [ctx.op('Mul', [sumGD as string, invstd], {}, t, cs), flat], {}, t, ctx.shape(scale));
+  if (needs[2]) res[2] = ctx.op('Reshape', [sumG, flat], {}, t, ctx.shape(input(node, 2)));
   return res;
 });

@@ -50,7 +50,14 @@ export async function fdCase(
   const shape = inferShapes(g).get(y)?.shape;
   if (!shape?.every((d) => typeof d === 'number')) throw new Error(`fdCase: static shape of ${y} unknown`);
   const dims = shape as number[];
-  const r = g.addInitializer('R', tensorOf(type, dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rand() * 2 - 1)));
+  const r = g.addInitializer(
+    'R',
+    tensorOf(
+      type,
+      dims,
+      Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rand() * 2 - 1),
+    ),
+  );
   const loss = g.node('ReduceSum', [g.node('Mul', [y, r])], { keepdims: 0 }, { output: 'loss' });
   g.addOutput(loss, type, []);
   const result = await checkGradients(ort as never, g, { loss, wrt, ...options });

@@ -6,14 +6,14 @@
 import { InvalidArgumentError } from '@diffmix/core';
 import {
   bytesToTyped,
-  createOrtSession,
   type CreateSessionOptions,
+  createOrtSession,
   ONNX_DATA_TYPE_CODES,
-  onnx,
-  onnxDataTypeFromCode,
   type OnnxModel,
   type OnnxProto,
   type OrtModuleLike,
+  onnx,
+  onnxDataTypeFromCode,
   parseOnnxModel,
   type SerializedOnnxModel,
   typedToBytes,
@@ -63,7 +63,8 @@ function attrProto(name: string, a: Attr): OnnxProto.IAttributeProto {
 function valueInfoProto(v: ValueInfo): OnnxProto.IValueInfoProto {
   const tensorType: OnnxProto.TypeProto.ITensor = {};
   if (v.type) tensorType.elemType = ONNX_DATA_TYPE_CODES[v.type];
-  if (v.shape) tensorType.shape = { dim: v.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : d === null ? {} : { dimParam: d })) };
+  if (v.shape)
+    tensorType.shape = { dim: v.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : d === null ? {} : { dimParam: d })) };
   return { name: v.name, type: { tensorType } };
 }
 
@@ -114,7 +115,9 @@ export function serializeGraph(graph: Graph, options: SerializeGraphOptions = {}
   };
   if (options.valueInfo && info) {
     const io = new Set([...graph.inputs, ...graph.outputs].map((v) => v.name));
-    graphProto.valueInfo = [...info.values()].filter((v) => !io.has(v.name) && !graph.initializers.has(v.name) && v.type).map(valueInfoProto);
+    graphProto.valueInfo = [...info.values()]
+      .filter((v) => !io.has(v.name) && !graph.initializers.has(v.name) && v.type)
+      .map(valueInfoProto);
   }
   const model: OnnxProto.IModelProto = {
     irVersion: 8,
@@ -132,7 +135,11 @@ export function graphToOnnxModel(graph: Graph): OnnxModel {
 }
 
 /** Creates an ONNX Runtime session running the graph (weights handed over from memory). */
-export async function createGraphSession<S extends object>(ort: OrtModuleLike<S>, graph: Graph, options: CreateSessionOptions = {}): Promise<S> {
+export async function createGraphSession<S extends object>(
+  ort: OrtModuleLike<S>,
+  graph: Graph,
+  options: CreateSessionOptions = {},
+): Promise<S> {
   return createOrtSession(ort, serializeGraph(graph), options);
 }
 
@@ -144,7 +151,11 @@ function decodeTensor(t: OnnxProto.ITensorProto): Tensor {
   const dims = (t.dims ?? []).map((d) => Number(d));
   if (t.rawData && t.rawData.length > 0) return { type, dims, data: bytesToTyped(type, t.rawData) };
   const m = parseOnnxModel(
-    onnx.ModelProto.encode({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph: { name: 'c', initializer: [{ ...t, name: 'x' }] } }).finish(),
+    onnx.ModelProto.encode({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: { name: 'c', initializer: [{ ...t, name: 'x' }] },
+    }).finish(),
   );
   const r = m.initializer('x');
   return { type: r.type, dims: r.dims, data: r.data };
@@ -184,7 +195,11 @@ export async function graphFromOnnxModel(model: OnnxModel): Promise<Graph> {
     const t = model.initializer(name);
     g.initializers.set(name, { type: t.type, dims: t.dims, data: t.data });
   }
-  const toInfo = (v: { name: string; type: ValueInfo['type']; shape: Dim[] | undefined }): ValueInfo => ({ name: v.name, type: v.type, shape: v.shape });
+  const toInfo = (v: { name: string; type: ValueInfo['type']; shape: Dim[] | undefined }): ValueInfo => ({
+    name: v.name,
+    type: v.type,
+    shape: v.shape,
+  });
   g.inputs = model.inputs.filter((i) => !g.initializers.has(i.name)).map(toInfo);
   g.outputs = model.outputs.map(toInfo);
   g.nodes = gp.node.map((n, i) => ({

@@ -9,7 +9,14 @@ describe('Graph', () => {
   it('builds, infers shapes, runs in ONNX Runtime and round-trips through @diffmix/onnx', async () => {
     const g = new Graph('mlp');
     const x = g.addInput('x', 'float32', ['N', 3]);
-    g.addInitializer('w', tensorOf('float32', [3, 400], Array.from({ length: 1200 }, (_, i) => (i % 7) / 7)));
+    g.addInitializer(
+      'w',
+      tensorOf(
+        'float32',
+        [3, 400],
+        Array.from({ length: 1200 }, (_, i) => (i % 7) / 7),
+      ),
+    );
     const y = g.node('Gemm', [x, 'w'], { alpha: attr.f(0.5) });
     const z = g.node('ReduceSum', [g.node('Relu', [y]), g.int64s([1])], { keepdims: 0 });
     g.addOutput(z);
@@ -22,12 +29,15 @@ describe('Graph', () => {
     const out = await session.run({ x: new ort.Tensor('float32', Float32Array.from([1, 2, 3, -1, 0, 0]), [2, 3]) });
     const r = (out[z] as ort.Tensor).data as Float32Array;
     let ref0 = 0;
-    for (let j = 0; j < 400; j++) ref0 += Math.max(0, 0.5 * ((j % 7) / 7 + (2 * ((400 + j) % 7)) / 7 + (3 * ((800 + j) % 7)) / 7));
+    for (let j = 0; j < 400; j++)
+      ref0 += Math.max(0, 0.5 * ((j % 7) / 7 + (2 * ((400 + j) % 7)) / 7 + (3 * ((800 + j) % 7)) / 7));
     expect(r[0]).toBeCloseTo(ref0, 2);
     const back = await graphFromOnnxModel(parseOnnxModel(s.model, { externalData: s.externalData }));
     expect(back.nodes.map((n) => n.opType)).toEqual(['Gemm', 'Relu', 'Constant', 'ReduceSum']);
     expect(back.nodes[0]?.attrs.alpha).toEqual({ kind: 'f', v: 0.5 });
-    expect(Array.from(back.initializers.get('w')?.data as Float32Array)).toEqual(Array.from(g.initializers.get('w')?.data as Float32Array));
+    expect(Array.from(back.initializers.get('w')?.data as Float32Array)).toEqual(
+      Array.from(g.initializers.get('w')?.data as Float32Array),
+    );
   });
 
   it('folds integer shape arithmetic so exported dynamic Reshape targets become static', () => {
@@ -37,7 +47,10 @@ describe('Graph', () => {
     const x = g.addInput('x', 'float32', [2, 6, 4]);
     const shp = g.node('Shape', [x]);
     const b = g.node('Unsqueeze', [g.node('Gather', [shp, g.constant(tensorOf('int64', [], [0]))]), g.int64s([0])]);
-    const c = g.node('Unsqueeze', [g.node('Div', [g.node('Gather', [shp, g.constant(tensorOf('int64', [], [1]))]), g.constant(tensorOf('int64', [], [2]))]), g.int64s([0])]);
+    const c = g.node('Unsqueeze', [
+      g.node('Div', [g.node('Gather', [shp, g.constant(tensorOf('int64', [], [1]))]), g.constant(tensorOf('int64', [], [2]))]),
+      g.int64s([0]),
+    ]);
     const tail = g.node('Slice', [shp, g.int64s([-1]), g.int64s([9])]);
     const target = g.node('Concat', [b, c, g.node('Mul', [tail, g.constant(tensorOf('int64', [], [2]))])], { axis: 0 });
     const r = g.node('Reshape', [x, target]);
@@ -52,4 +65,3 @@ describe('Graph', () => {
     expect(info.get(e)?.shape).toEqual([2]);
   });
 });
-

@@ -61,7 +61,8 @@ function toAttr(name: string, a: AttrInput): Attr {
   if (typeof a === 'number') return Number.isInteger(a) ? attr.i(a) : attr.f(a);
   if (typeof a === 'string') return attr.s(a);
   if (Array.isArray(a)) {
-    if (!a.every((x) => Number.isInteger(x))) throw new InvalidArgumentError(name, 'plain number[] attributes must be integers: use attr.floats');
+    if (!a.every((x) => Number.isInteger(x)))
+      throw new InvalidArgumentError(name, 'plain number[] attributes must be integers: use attr.floats');
     return attr.ints(a);
   }
   return a;
@@ -175,7 +176,8 @@ export class Graph {
 
   /** Adds a graph input. */
   addInput(name: string, type: OnnxDataType, shape?: readonly Dim[]): string {
-    if (this.inputs.some((i) => i.name === name)) throw new InvalidArgumentError('name', `input ${JSON.stringify(name)} already exists`);
+    if (this.inputs.some((i) => i.name === name))
+      throw new InvalidArgumentError('name', `input ${JSON.stringify(name)} already exists`);
     this.reserve(name);
     this.inputs.push({ name, type, shape: shape ? [...shape] : undefined });
     return name;
@@ -190,9 +192,13 @@ export class Graph {
   /** Adds (or replaces) an initializer. */
   addInitializer(name: string, tensor: Tensor | { data: OnnxTensorData; dims: readonly number[]; type?: OnnxDataType }): string {
     const type = tensor.type ?? inferOnnxDataType(tensor.data);
-    if (!type) throw new InvalidArgumentError('type', `cannot infer the element type of initializer ${JSON.stringify(name)}: give it`);
+    if (!type)
+      throw new InvalidArgumentError('type', `cannot infer the element type of initializer ${JSON.stringify(name)}: give it`);
     if (numel(tensor.dims) !== tensor.data.length && type !== 'float16' && type !== 'bfloat16') {
-      throw new InvalidArgumentError('dims', `initializer ${JSON.stringify(name)}: ${tensor.data.length} values for dims [${tensor.dims.join(', ')}]`);
+      throw new InvalidArgumentError(
+        'dims',
+        `initializer ${JSON.stringify(name)}: ${tensor.data.length} values for dims [${tensor.dims.join(', ')}]`,
+      );
     }
     this.reserve(name);
     this.initializers.set(name, { type, dims: [...tensor.dims], data: tensor.data });
@@ -210,7 +216,8 @@ export class Graph {
     attrs: Record<string, AttrInput | undefined> = {},
     options: { name?: string; domain?: string } = {},
   ): string[] {
-    const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, () => this.uniqueName(`${opType}_out`)) : [...outputs];
+    const outs =
+      typeof outputs === 'number' ? Array.from({ length: outputs }, () => this.uniqueName(`${opType}_out`)) : [...outputs];
     for (const o of outs) this.reserve(o);
     const a: Record<string, Attr> = {};
     for (const [k, v] of Object.entries(attrs)) if (v !== undefined) a[k] = toAttr(k, v);
@@ -221,7 +228,12 @@ export class Graph {
   }
 
   /** Appends a single-output node and returns its output name. */
-  node(opType: string, inputs: readonly string[], attrs: Record<string, AttrInput | undefined> = {}, options: { name?: string; output?: string; domain?: string } = {}): string {
+  node(
+    opType: string,
+    inputs: readonly string[],
+    attrs: Record<string, AttrInput | undefined> = {},
+    options: { name?: string; output?: string; domain?: string } = {},
+  ): string {
     const outs = this.nodeN(opType, inputs, options.output !== undefined ? [options.output] : 1, attrs, options);
     return outs[0] as string;
   }
@@ -276,7 +288,11 @@ export class Graph {
       for (const v of n.inputs) {
         if (available.has(v)) continue;
         const p = producers.get(v);
-        if (!p) throw new InvalidArgumentError('graph', `value ${JSON.stringify(v)} (input of ${n.opType} node ${n.name}) is not produced by any node, input or initializer`);
+        if (!p)
+          throw new InvalidArgumentError(
+            'graph',
+            `value ${JSON.stringify(v)} (input of ${n.opType} node ${n.name}) is not produced by any node, input or initializer`,
+          );
         visit(p);
       }
       visiting.delete(n);

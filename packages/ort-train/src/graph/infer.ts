@@ -28,13 +28,63 @@ const INT_OUT: Record<string, OnnxDataType> = {
 };
 
 const ELEMENTWISE_UNARY = new Set([
-  'Identity', 'Neg', 'Abs', 'Sqrt', 'Exp', 'Log', 'Erf', 'Tanh', 'Sigmoid', 'Relu', 'LeakyRelu', 'Softmax', 'LogSoftmax', 'Reciprocal',
-  'Floor', 'Ceil', 'Round', 'Sin', 'Cos', 'Elu', 'Selu', 'Softplus', 'HardSigmoid', 'Dropout', 'Not', 'IsNaN', 'Sign', 'Gelu', 'Mish', 'Clip',
-  'LayerNormalization', 'InstanceNormalization', 'GroupNormalization', 'BatchNormalization', 'CumSum',
+  'Identity',
+  'Neg',
+  'Abs',
+  'Sqrt',
+  'Exp',
+  'Log',
+  'Erf',
+  'Tanh',
+  'Sigmoid',
+  'Relu',
+  'LeakyRelu',
+  'Softmax',
+  'LogSoftmax',
+  'Reciprocal',
+  'Floor',
+  'Ceil',
+  'Round',
+  'Sin',
+  'Cos',
+  'Elu',
+  'Selu',
+  'Softplus',
+  'HardSigmoid',
+  'Dropout',
+  'Not',
+  'IsNaN',
+  'Sign',
+  'Gelu',
+  'Mish',
+  'Clip',
+  'LayerNormalization',
+  'InstanceNormalization',
+  'GroupNormalization',
+  'BatchNormalization',
+  'CumSum',
 ]);
 const ELEMENTWISE_BINARY = new Set([
-  'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Sum', 'Mean',
-  'Where', 'PRelu', 'Mod',
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'Pow',
+  'Max',
+  'Min',
+  'Equal',
+  'Less',
+  'LessOrEqual',
+  'Greater',
+  'GreaterOrEqual',
+  'And',
+  'Or',
+  'Xor',
+  'Sum',
+  'Mean',
+  'Where',
+  'PRelu',
+  'Mod',
 ]);
 
 /** Broadcasts shapes numpy-style (unknown dims stay null). */
@@ -126,7 +176,23 @@ export function inferShapes(graph: Graph): Map<string, ValueInfo> {
   return info;
 }
 
-const FOLDABLE = new Set(['Where', 'Equal', 'ConstantOfShape', 'Gather', 'Unsqueeze', 'Squeeze', 'Concat', 'Slice', 'Cast', 'Identity', 'Add', 'Sub', 'Mul', 'Div', 'Reshape']);
+const FOLDABLE = new Set([
+  'Where',
+  'Equal',
+  'ConstantOfShape',
+  'Gather',
+  'Unsqueeze',
+  'Squeeze',
+  'Concat',
+  'Slice',
+  'Cast',
+  'Identity',
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'Reshape',
+]);
 
 /**
  * Folds small integer shape arithmetic (Shape → Gather → Unsqueeze → Concat → Reshape target, …) when
@@ -137,7 +203,11 @@ function foldIntNode(n: GraphNode, constOf: (name: string | undefined) => Tensor
   for (const name of n.inputs) {
     if (!name) continue;
     const t = constOf(name);
-    const v = t ? (t.type === 'bool' && t.data.length <= 64 ? Array.from(t.data as ArrayLike<number>, Number) : intValues(t)) : undefined;
+    const v = t
+      ? t.type === 'bool' && t.data.length <= 64
+        ? Array.from(t.data as ArrayLike<number>, Number)
+        : intValues(t)
+      : undefined;
     if (!t || !v) return undefined;
     vals.push({ v, dims: [...t.dims], type: t.type });
   }
@@ -179,7 +249,11 @@ function foldIntNode(n: GraphNode, constOf: (name: string | undefined) => Tensor
       const len = bcast([c, x, y]);
       if (len < 0) return undefined;
       const dims = [c, x, y].reduce((p, q) => (q.dims.length > p.dims.length ? q : p)).dims;
-      return make(Array.from({ length: len }, (_, i) => (at(c, i) ? at(x, i) : at(y, i))), dims, x.type);
+      return make(
+        Array.from({ length: len }, (_, i) => (at(c, i) ? at(x, i) : at(y, i))),
+        dims,
+        x.type,
+      );
     }
     case 'Cast': {
       const to = attrInt(n, 'to');
@@ -209,13 +283,19 @@ function foldIntNode(n: GraphNode, constOf: (name: string | undefined) => Tensor
     case 'Squeeze': {
       const axes = vals[1]?.v ?? attrInts(n, 'axes');
       const norm = axes ? new Set(axes.map((x) => normAxis(x, a.dims.length))) : undefined;
-      return make(a.v, a.dims.filter((d, i) => (norm ? !norm.has(i) : d !== 1)));
+      return make(
+        a.v,
+        a.dims.filter((d, i) => (norm ? !norm.has(i) : d !== 1)),
+      );
     }
     case 'Reshape': {
       const target = vals[1]?.v;
       if (!target || target.some((d) => d === 0 || d < -1) || target.filter((d) => d === -1).length > 1) return undefined;
       const known = target.reduce((p, d) => (d === -1 ? p : p * d), 1);
-      return make(a.v, target.map((d) => (d === -1 ? a.v.length / known : d)));
+      return make(
+        a.v,
+        target.map((d) => (d === -1 ? a.v.length / known : d)),
+      );
     }
     case 'Concat': {
       if (vals.some((x) => x.dims.length !== 1)) return undefined;
@@ -227,7 +307,8 @@ function foldIntNode(n: GraphNode, constOf: (name: string | undefined) => Tensor
       const st = vals[1]?.v[0];
       const en = vals[2]?.v[0];
       const step = vals[4]?.v[0] ?? 1;
-      if (st === undefined || en === undefined || step !== 1 || (vals[3] && normAxis(vals[3].v[0] ?? 0, 1) !== 0)) return undefined;
+      if (st === undefined || en === undefined || step !== 1 || (vals[3] && normAxis(vals[3].v[0] ?? 0, 1) !== 0))
+        return undefined;
       const len = a.v.length;
       const clamp = (x: number) => Math.min(Math.max(x < 0 ? x + len : x, 0), len);
       const out = a.v.slice(clamp(st), Math.max(clamp(st), clamp(en)));
@@ -242,10 +323,18 @@ function foldIntNode(n: GraphNode, constOf: (name: string | undefined) => Tensor
       const n2 = Math.max(a.v.length, b.v.length);
       if (a.v.length !== n2 && a.v.length !== 1) return undefined;
       if (b.v.length !== n2 && b.v.length !== 1) return undefined;
-      const f = { Add: (x: number, y: number) => x + y, Sub: (x: number, y: number) => x - y, Mul: (x: number, y: number) => x * y, Div: (x: number, y: number) => Math.trunc(x / y) }[n.opType] as (x: number, y: number) => number;
-      const out = Array.from({ length: n2 }, (_, i) => f(a.v[a.v.length === 1 ? 0 : i] as number, b.v[b.v.length === 1 ? 0 : i] as number));
+      const f = {
+        Add: (x: number, y: number) => x + y,
+        Sub: (x: number, y: number) => x - y,
+        Mul: (x: number, y: number) => x * y,
+        Div: (x: number, y: number) => Math.trunc(x / y),
+      }[n.opType] as (x: number, y: number) => number;
+      const out = Array.from({ length: n2 }, (_, i) =>
+        f(a.v[a.v.length === 1 ? 0 : i] as number, b.v[b.v.length === 1 ? 0 : i] as number),
+      );
       if (a.dims.length > 1 || b.dims.length > 1) return undefined;
-      const dims = a.dims.length > b.dims.length || (a.dims.length === b.dims.length && a.v.length >= b.v.length) ? a.dims : b.dims;
+      const dims =
+        a.dims.length > b.dims.length || (a.dims.length === b.dims.length && a.v.length >= b.v.length) ? a.dims : b.dims;
       return make(out, dims);
     }
     default:
@@ -283,7 +372,17 @@ function inferNode(
     case 'Cast':
     case 'CastLike': {
       const to = op === 'Cast' ? attrInt(n, 'to') : undefined;
-      const codes: Record<number, OnnxDataType> = { 1: 'float32', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16', 11: 'float64', 2: 'uint8', 3: 'int8', 16: 'bfloat16' };
+      const codes: Record<number, OnnxDataType> = {
+        1: 'float32',
+        6: 'int32',
+        7: 'int64',
+        9: 'bool',
+        10: 'float16',
+        11: 'float64',
+        2: 'uint8',
+        3: 'int8',
+        16: 'bfloat16',
+      };
       return one(s0, op === 'Cast' ? (to !== undefined ? codes[to] : undefined) : ins[1]?.type);
     }
     case 'Shape': {
@@ -482,7 +581,7 @@ function inferNode(
           out.push(autoPad.startsWith('SAME') && typeof x === 'number' ? Math.ceil(x / (strides[i] as number)) : null);
           continue;
         }
-        const eff = ((dil[i] as number) * (k - 1)) + 1;
+        const eff = (dil[i] as number) * (k - 1) + 1;
         const span = x + (pads[i] as number) + (pads[i + spatial] as number) - eff;
         const v = (ceil ? Math.ceil(span / (strides[i] as number)) : Math.floor(span / (strides[i] as number))) + 1;
         out.push(v);

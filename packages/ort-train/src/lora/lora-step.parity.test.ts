@@ -40,7 +40,9 @@ describe('LoRA + textual-inversion step parity (golden grads/lora_step)', () => 
     const check = (label: string, got: Float32Array, ref: Float32Array, tol = 1e-4) => {
       const d = maxAbsDiff(got, ref);
       const m = maxAbs(ref);
-      report.push(`${label.padEnd(96)} max|Δ| ${d.toExponential(2)}  max|ref| ${m.toExponential(3)}  ratio ${(d / m).toExponential(2)}`);
+      report.push(
+        `${label.padEnd(96)} max|Δ| ${d.toExponential(2)}  max|ref| ${m.toExponential(3)}  ratio ${(d / m).toExponential(2)}`,
+      );
       results.push({ label, ok: d <= tol * m });
     };
 
@@ -71,7 +73,11 @@ describe('LoRA + textual-inversion step parity (golden grads/lora_step)', () => 
     const get = (name: string) => (out[name] as ort.Tensor).data as Float32Array;
     check('loss', get(step.loss), readGoldenF32(...STEP, 'loss.npy'));
     check('unet_out', get(step.prediction), readGoldenF32(...STEP, 'unet_out.npy'));
-    check('grad_encoder_hidden_states', get(step.gradients.encoder_hidden_states as string), readGoldenF32(...STEP, 'grad_encoder_hidden_states.npy'));
+    check(
+      'grad_encoder_hidden_states',
+      get(step.gradients.encoder_hidden_states as string),
+      readGoldenF32(...STEP, 'grad_encoder_hidden_states.npy'),
+    );
     let worst = 0;
     for (const [key, entry] of Object.entries(index.lora)) {
       const got = get(step.gradients[key] as string);
@@ -87,23 +93,45 @@ describe('LoRA + textual-inversion step parity (golden grads/lora_step)', () => 
     const tokens = Object.entries(index.ti).sort((a, b) => a[1].row - b[1].row);
     const rows = new Float32Array(tokens.length * 32);
     for (const [i, [tok]] of tokens.entries()) rows.set(ti.float32(tok).data, i * 32);
-    const teStep = buildEmbeddingRowsStep(te, { input: 'input_ids', append: rows, name: 'ti.rows', inputShapes: { input_ids: [2, 77] } });
+    const teStep = buildEmbeddingRowsStep(te, {
+      input: 'input_ids',
+      append: rows,
+      name: 'ti.rows',
+      inputShapes: { input_ids: [2, 77] },
+    });
     expect(teStep.rows.firstId).toBe(tokens[0]?.[1].token_id);
     const teSession = (await createGraphSession(ort, teStep.graph)) as ort.InferenceSession;
     const ids = readGoldenNpy(...STEP, 'input_ids.npy');
     const idsInput = te.inputs.find((i) => i.name === 'input_ids');
-    const idsData = idsInput?.type === 'int64' ? BigInt64Array.from(ids.data as Int32Array, (v) => BigInt(v)) : (ids.data as Int32Array);
+    const idsData =
+      idsInput?.type === 'int64' ? BigInt64Array.from(ids.data as Int32Array, (v) => BigInt(v)) : (ids.data as Int32Array);
     const idsTensor = new ort.Tensor(idsInput?.type === 'int64' ? 'int64' : 'int32', idsData, [2, 77]);
     // Chained: our own d loss / d encoder_hidden_states from the UNet step (the training pipeline)…
     const ours = new ort.Tensor('float32', get(step.gradients.encoder_hidden_states as string), [2, 77, 32]);
     const teOut = await teSession.run({ input_ids: idsTensor, [teStep.gradOutput]: ours });
-    check('encoder_hidden_states (text encoder + TI rows)', (teOut[teStep.output] as ort.Tensor).data as Float32Array, readGoldenF32(...STEP, 'encoder_hidden_states.npy'));
-    check('grad_ti (chained from our grad_encoder_hidden_states)', (teOut[teStep.gradient] as ort.Tensor).data as Float32Array, readGoldenF32(...STEP, 'grad_ti.npy'));
+    check(
+      'encoder_hidden_states (text encoder + TI rows)',
+      (teOut[teStep.output] as ort.Tensor).data as Float32Array,
+      readGoldenF32(...STEP, 'encoder_hidden_states.npy'),
+    );
+    check(
+      'grad_ti (chained from our grad_encoder_hidden_states)',
+      (teOut[teStep.gradient] as ort.Tensor).data as Float32Array,
+      readGoldenF32(...STEP, 'grad_ti.npy'),
+    );
     // …and isolated: the golden one, so a failure is localised to the text-encoder backward.
-    const teGolden = await teSession.run({ input_ids: idsTensor, [teStep.gradOutput]: f32('grad_encoder_hidden_states.npy', [2, 77, 32]) });
-    check('grad_ti (from the golden grad_encoder_hidden_states)', (teGolden[teStep.gradient] as ort.Tensor).data as Float32Array, readGoldenF32(...STEP, 'grad_ti.npy'));
+    const teGolden = await teSession.run({
+      input_ids: idsTensor,
+      [teStep.gradOutput]: f32('grad_encoder_hidden_states.npy', [2, 77, 32]),
+    });
+    check(
+      'grad_ti (from the golden grad_encoder_hidden_states)',
+      (teGolden[teStep.gradient] as ort.Tensor).data as Float32Array,
+      readGoldenF32(...STEP, 'grad_ti.npy'),
+    );
 
-    if (process.env.DIFFMIX_REPORT) console.log(`LoRA + TI step parity (ORT CPU float32 vs PyTorch float32):\n${report.join('\n')}`);
+    if (process.env.DIFFMIX_REPORT)
+      console.log(`LoRA + TI step parity (ORT CPU float32 vs PyTorch float32):\n${report.join('\n')}`);
     expect(
       results.filter((r) => !r.ok).map((r) => r.label),
       report.join('\n'),

@@ -88,7 +88,8 @@ export function insertLoraBranches(graph: Graph, options: LoraInsertOptions): Lo
     const up = `${prefix}${module}.lora.up.weight`;
     const dInit = options.init?.(module, 'down', [r, inF]) ?? new Float32Array(r * inF);
     const uInit = options.init?.(module, 'up', [outF, r]) ?? new Float32Array(outF * r);
-    if (dInit.length !== r * inF || uInit.length !== outF * r) throw new InvalidArgumentError('init', `${module}: expected down [${r}, ${inF}] and up [${outF}, ${r}]`);
+    if (dInit.length !== r * inF || uInit.length !== outF * r)
+      throw new InvalidArgumentError('init', `${module}: expected down [${r}, ${inF}] and up [${outF}, ${r}]`);
     if (options.asInputs) {
       graph.addInput(down, 'float32', [r, inF]);
       graph.addInput(up, 'float32', [outF, r]);
@@ -109,7 +110,8 @@ export function insertLoraBranches(graph: Graph, options: LoraInsertOptions): Lo
     graph.node('Add', [base, xdu], {}, { name: nm('Add'), output: y });
     branches.push({ module, node: node.name, weight: wt, inFeatures: inF, outFeatures: outF, down, up });
   }
-  if (branches.length === 0) throw new InvalidArgumentError('targets', `no MatMul with an initializer weight matches ${JSON.stringify(targets)}`);
+  if (branches.length === 0)
+    throw new InvalidArgumentError('targets', `no MatMul with an initializer weight matches ${JSON.stringify(targets)}`);
   graph.nodes = graph.topologicalOrder();
   return branches;
 }
@@ -165,18 +167,21 @@ export function makeEmbeddingRowsTrainable(graph: Graph, options: TrainableRowsO
   const found = findEmbeddingGather(graph, options.input ?? 'input_ids');
   if (!found) throw new InvalidArgumentError('input', `no token-embedding Gather reads ${options.input ?? 'input_ids'}`);
   const t = graph.initializers.get(found.table);
-  if (t?.dims.length !== 2 || !(t.data instanceof Float32Array)) throw new InvalidArgumentError('graph', `embedding table ${found.table} is not a float32 matrix`);
+  if (t?.dims.length !== 2 || !(t.data instanceof Float32Array))
+    throw new InvalidArgumentError('graph', `embedding table ${found.table} is not a float32 matrix`);
   const [vocab, dim] = t.dims as [number, number];
   const name = options.name ?? 'ti.rows';
   let frozenData: Float32Array;
   let rowsData: Float32Array;
   if (options.append) {
-    if (options.append.length % dim !== 0 || options.append.length === 0) throw new InvalidArgumentError('append', `expected a multiple of ${dim} values`);
+    if (options.append.length % dim !== 0 || options.append.length === 0)
+      throw new InvalidArgumentError('append', `expected a multiple of ${dim} values`);
     frozenData = t.data;
     rowsData = options.append;
   } else {
     const n = options.trailing ?? 0;
-    if (!Number.isInteger(n) || n < 1 || n >= vocab) throw new InvalidArgumentError('trailing', `must be in 1..${vocab - 1}, got ${n}`);
+    if (!Number.isInteger(n) || n < 1 || n >= vocab)
+      throw new InvalidArgumentError('trailing', `must be in 1..${vocab - 1}, got ${n}`);
     frozenData = t.data.subarray(0, (vocab - n) * dim);
     rowsData = t.data.slice((vocab - n) * dim);
   }
@@ -185,7 +190,12 @@ export function makeEmbeddingRowsTrainable(graph: Graph, options: TrainableRowsO
   const frozen = graph.addInitializer(graph.uniqueName(`${found.table}/frozen`), tensorOf('float32', [firstId, dim], frozenData));
   if (options.asInput) graph.addInput(name, 'float32', [count, dim]);
   else graph.addInitializer(name, tensorOf('float32', [count, dim], rowsData));
-  const table = graph.node('Concat', [frozen, name], { axis: 0 }, { name: graph.uniqueName(`${found.node.name}/trainable_rows/Concat`) });
+  const table = graph.node(
+    'Concat',
+    [frozen, name],
+    { axis: 0 },
+    { name: graph.uniqueName(`${found.node.name}/trainable_rows/Concat`) },
+  );
   found.node.inputs[0] = table;
   graph.nodes = graph.topologicalOrder();
   if (![...graph.nodes].some((n) => n.inputs.includes(found.table))) graph.initializers.delete(found.table);

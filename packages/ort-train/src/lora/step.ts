@@ -9,7 +9,14 @@ import { InvalidArgumentError } from '@diffmix/core';
 import { buildGradientGraph } from '../autodiff/autodiff.js';
 import type { Graph } from '../graph/graph.js';
 import { inferShapes } from '../graph/infer.js';
-import { insertLoraBranches, type LoraBranch, type LoraInsertOptions, makeEmbeddingRowsTrainable, type TrainableRows, type TrainableRowsOptions } from './lora.js';
+import {
+  insertLoraBranches,
+  type LoraBranch,
+  type LoraInsertOptions,
+  makeEmbeddingRowsTrainable,
+  type TrainableRows,
+  type TrainableRowsOptions,
+} from './lora.js';
 
 export interface LoraUnetStepOptions extends LoraInsertOptions {
   /** The ε-prediction output (default the graph's first output). */
@@ -30,7 +37,8 @@ function fixInputShapes(g: Graph, shapes: Record<string, readonly number[]> | un
   for (const [name, dims] of Object.entries(shapes)) {
     const i = g.inputs.find((v) => v.name === name);
     if (!i) throw new InvalidArgumentError('inputShapes', `${JSON.stringify(name)} is not a graph input`);
-    if (i.shape && i.shape.length !== dims.length) throw new InvalidArgumentError('inputShapes', `${name}: rank ${dims.length} ≠ ${i.shape.length}`);
+    if (i.shape && i.shape.length !== dims.length)
+      throw new InvalidArgumentError('inputShapes', `${name}: rank ${dims.length} ≠ ${i.shape.length}`);
     i.shape = [...dims];
   }
 }
@@ -57,7 +65,12 @@ export function buildLoraUnetStep(unet: Graph, options: LoraUnetStepOptions): Lo
   const target = options.target ?? 'noise';
   g.addInput(target, info?.type ?? 'float32', info?.shape ?? g.outputs.find((o) => o.name === prediction)?.shape);
   const d = g.node('Sub', [prediction, target], {}, { name: 'loss/Sub' });
-  const loss = g.node('ReduceMean', [g.node('Mul', [d, d], {}, { name: 'loss/Mul' })], { keepdims: 0 }, { name: 'loss/ReduceMean', output: 'loss' });
+  const loss = g.node(
+    'ReduceMean',
+    [g.node('Mul', [d, d], {}, { name: 'loss/Mul' })],
+    { keepdims: 0 },
+    { name: 'loss/ReduceMean', output: 'loss' },
+  );
   g.outputs = g.outputs.filter((o) => o.name === prediction);
   g.addOutput(loss, info?.type ?? 'float32', []);
   const wrt = [...branches.flatMap((b) => [b.down, b.up]), ...(options.inputGradients ?? [])];

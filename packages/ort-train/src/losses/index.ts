@@ -1,2 +1,2 @@
-export { crossEntropy, crossEntropyGraph, mse, mseGraph, oneHotRows } from './losses.js';
 export type { CrossEntropyOptions, LossWithGrad } from './losses.js';
+export { crossEntropy, crossEntropyGraph, mse, mseGraph, oneHotRows } from './losses.js';

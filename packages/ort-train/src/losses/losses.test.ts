@@ -3,7 +3,7 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../models/builder.js';
 import { readGoldenF32, readGoldenNpy } from '../models/golden-fixtures.js';
-import { crossEntropy, crossEntropyGraph, type CrossEntropyOptions, mse, mseGraph, oneHotRows } from './losses.js';
+import { type CrossEntropyOptions, crossEntropy, crossEntropyGraph, mse, mseGraph, oneHotRows } from './losses.js';
 
 async function runLoss(
   build: (g: GraphBuilder, a: string, b: string) => string,

@@ -10,7 +10,10 @@
  * Targets are dense [N, C] rows (one-hot or soft, e.g. `densify` of a Diff-Mix soft label).
  */
 import { InvalidArgumentError, type LabelSmoothingMode } from '@diffmix/core';
-import { attr, type GraphBuilder } from '../models/builder.js';
+import type { Graph } from '../graph/graph.js';
+import { attr, GraphBuilder } from '../models/builder.js';
+
+const asBuilder = (g: GraphBuilder | Graph): GraphBuilder => (g instanceof GraphBuilder ? g : new GraphBuilder(g));
 
 export interface CrossEntropyOptions {
   /** Label smoothing ε in [0, 1) (default 0). */
@@ -29,16 +32,17 @@ function smoothing(numClasses: number, options: CrossEntropyOptions): { floor: n
 }
 
 /**
- * Appends soft-target cross-entropy to `g`: `logits` [N, C] and `target` [N, C] (float32 value names)
+ * Appends soft-target cross-entropy to `graph` (a `Graph`, or the older `GraphBuilder` facade): `logits` [N, C] and `target` [N, C] (float32 value names)
  * → the name of a scalar (shape []) loss. Ops: LogSoftmax, Mul, Add, ReduceSum, ReduceMean.
  */
 export function crossEntropyGraph(
-  g: GraphBuilder,
+  graph: GraphBuilder | Graph,
   logits: string,
   target: string,
   numClasses: number,
   options: CrossEntropyOptions = {},
 ): string {
+  const g = asBuilder(graph);
   const { floor, keep } = smoothing(numClasses, options);
   let t = target;
   if (floor !== 0 || keep !== 1) {
@@ -61,7 +65,8 @@ export function crossEntropyGraph(
 }
 
 /** Appends mean squared error: mean over every element of (pred − target)² → scalar loss name. */
-export function mseGraph(g: GraphBuilder, pred: string, target: string): string {
+export function mseGraph(graph: GraphBuilder | Graph, pred: string, target: string): string {
+  const g = asBuilder(graph);
   const d = g.op('Sub', [pred, target], {}, 'mse');
   return g.op('ReduceMean', [g.op('Mul', [d, d], {}, 'mse')], { keepdims: attr.int(0) }, 'loss');
 }

@@ -1,10 +1,12 @@
 /**
- * A small ONNX graph builder over the raw protobuf schema (`onnx` from `@diffmix/onnx`): named
- * values, nodes with typed attributes, float32 / int64 initializers, graph inputs and outputs, and
- * serialisation to a ModelProto (opset 17, the opset of the golden exports).
+ * `GraphBuilder`: the protobuf-level builder API the model builders used before they moved onto
+ * {@link Graph}, kept as a thin facade over a `Graph` so existing callers keep working. There is one
+ * graph representation (`Graph`); new code should build on it directly.
  */
 import { InvalidArgumentError } from '@diffmix/core';
-import { onnx, type OnnxModel, type OnnxProto, parseOnnxModel } from '@diffmix/onnx';
+import { type OnnxModel, type OnnxProto, onnx, parseOnnxModel } from '@diffmix/onnx';
+import { serializeGraph } from '../graph/convert.js';
+import { Graph, type Attr as GraphAttr, attr as gattr } from '../graph/graph.js';
 
 /** A typed attribute value (ONNX distinguishes int and float attributes). */
 export type Attr =
@@ -24,70 +26,57 @@ export const attr = {
 
 /** Element types used by the builders. */
 export type ElemType = 'float32' | 'int64';
-const ELEM_CODE: Record<ElemType, number> = { float32: 1, int64: 7 };
 
 /** A dimension: a number, or a symbolic name (e.g. `N`). */
 export type Dim = number | string;
 
-function attributeProto(name: string, a: Attr): OnnxProto.IAttributeProto {
+function toGraphAttr(a: Attr): GraphAttr {
   switch (a.kind) {
     case 'int':
-      return { name, type: onnx.AttributeProto.AttributeType.INT, i: a.value };
+      return gattr.i(a.value);
     case 'ints':
-      return { name, type: onnx.AttributeProto.AttributeType.INTS, ints: [...a.value] };
+      return gattr.ints(a.value);
     case 'float':
-      return { name, type: onnx.AttributeProto.AttributeType.FLOAT, f: a.value };
+      return gattr.f(a.value);
     case 'floats':
-      return { name, type: onnx.AttributeProto.AttributeType.FLOATS, floats: [...a.value] };
+      return gattr.floats(a.value);
     case 'string':
-      return { name, type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(a.value) };
+      return gattr.s(a.value);
   }
-}
-
-function valueInfo(name: string, type: ElemType, shape: readonly Dim[] | undefined): OnnxProto.IValueInfoProto {
-  const tensorType: OnnxProto.TypeProto.ITensor = { elemType: ELEM_CODE[type] };
-  if (shape) {
-    tensorType.shape = { dim: shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) };
-  }
-  return { name, type: { tensorType } };
-}
-
-function bytesOf(data: Float32Array | BigInt64Array): Uint8Array {
-  return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
 }
 
 export interface ToModelOptions {
-  /** Default opset 17. */
+  /** Default: the graph's opset (17). */
   opset?: number;
-  /** Graph name (default `graph`). */
+  /** Graph name (default: the graph's name). */
   name?: string;
 }
 
-/** Accumulates one ONNX graph. Value names are unique; {@link fresh} makes new ones. */
+/** Builds into {@link graph} (a `Graph`). Value names are unique; {@link fresh} makes new ones. */
 export class GraphBuilder {
-  readonly nodes: OnnxProto.INodeProto[] = [];
-  readonly initializers: OnnxProto.ITensorProto[] = [];
-  readonly inputs: OnnxProto.IValueInfoProto[] = [];
-  readonly outputs: OnnxProto.IValueInfoProto[] = [];
-  private readonly used = new Set<string>();
-  private counter = 0;
+  readonly graph: Graph;
+  private readonly defined = new Set<string>();
+
+  constructor(graph?: Graph) {
+    this.graph = graph ?? new Graph();
+    for (const n of this.graph.nodes) for (const o of n.outputs) this.defined.add(o);
+    for (const k of this.graph.initializers.keys()) this.defined.add(k);
+    for (const i of this.graph.inputs) this.defined.add(i.name);
+  }
 
   /** True when a value (input, initializer or node output) has this name. */
   has(name: string): boolean {
-    return this.used.has(name);
+    return this.defined.has(name);
   }
 
   /** A new unique value name starting with `base`. */
   fresh(base: string): string {
-    let name = base;
-    while (this.used.has(name)) name = `${base}_${++this.counter}`;
-    this.used.add(name);
-    return name;
+    return this.graph.uniqueName(base);
   }
 
   private claim(name: string): string {
-    if (this.used.has(name)) throw new InvalidArgumentError('name', `value ${JSON.stringify(name)} is defined twice`);
-    this.used.add(name);
+    if (this.defined.has(name)) throw new InvalidArgumentError('name', `value ${JSON.stringify(name)} is defined twice`);
+    this.defined.add(name);
     return name;
   }
 
@@ -102,16 +91,13 @@ export class GraphBuilder {
     const outs =
       typeof options.outputs === 'object'
         ? options.outputs.map((o) => this.claim(o))
-        : Array.from({ length: options.outputs ?? 1 }, () => this.fresh(base));
-    this.nodes.push({
-      opType,
+        : Array.from({ length: options.outputs ?? 1 }, () => this.claim(this.graph.uniqueName(base)));
+    const a: Record<string, GraphAttr> = {};
+    for (const [k, v] of Object.entries(attrs)) a[k] = toGraphAttr(v);
+    return this.graph.nodeN(opType, inputs, outs, a, {
+      name: this.graph.uniqueName(`/${base}/${opType}`),
       domain: options.domain ?? '',
-      name: this.fresh(`/${base}/${opType}`),
-      input: [...inputs],
-      output: outs,
-      attribute: Object.entries(attrs).map(([n, a]) => attributeProto(n, a)),
     });
-    return outs;
   }
 
   /** A node with one output; returns its name. */
@@ -126,65 +112,50 @@ export class GraphBuilder {
       throw new InvalidArgumentError(name, `shape [${dims.join(', ')}] holds ${numel} values, data has ${data.length}`);
     }
     this.claim(name);
-    this.initializers.push({ name, dims: [...dims], dataType: ELEM_CODE.float32, rawData: bytesOf(data) });
-    return name;
+    return this.graph.addInitializer(name, { type: 'float32', data, dims });
   }
 
   /** A float32 constant (fresh name from `base`). */
   constF32(base: string, values: readonly number[] | Float32Array, dims: readonly number[] = [values.length]): string {
-    const name = this.fresh(base);
-    this.used.delete(name);
-    return this.initializer(name, Float32Array.from(values), dims);
+    const name = this.claim(this.graph.uniqueName(base));
+    return this.graph.addInitializer(name, { type: 'float32', data: Float32Array.from(values), dims });
   }
 
   /** An int64 constant (fresh name from `base`), e.g. a Reshape shape or ReduceSum axes. */
   constI64(base: string, values: readonly number[], dims: readonly number[] = [values.length]): string {
-    const name = this.fresh(base);
-    this.initializers.push({
-      name,
-      dims: [...dims],
-      dataType: ELEM_CODE.int64,
-      rawData: bytesOf(BigInt64Array.from(values.map((v) => BigInt(v)))),
-    });
-    return name;
+    const name = this.claim(this.graph.uniqueName(base));
+    return this.graph.addInitializer(name, { type: 'int64', data: BigInt64Array.from(values.map((v) => BigInt(v))), dims });
   }
 
   /** Declares a graph input. */
   input(name: string, shape: readonly Dim[] | undefined, type: ElemType = 'float32'): string {
     this.claim(name);
-    this.inputs.push(valueInfo(name, type, shape));
-    return name;
+    return this.graph.addInput(name, type, shape);
   }
 
   /** Declares an existing value as a graph output. */
   output(name: string, shape?: readonly Dim[], type: ElemType = 'float32'): string {
-    if (!this.used.has(name)) throw new InvalidArgumentError('output', `no value named ${JSON.stringify(name)}`);
-    this.outputs.push(valueInfo(name, type, shape));
-    return name;
+    if (!this.defined.has(name)) throw new InvalidArgumentError('output', `no value named ${JSON.stringify(name)}`);
+    return this.graph.addOutput(name, type, shape);
   }
 
-  /** The ModelProto (IR 8, opset 17 by default). */
-  toModelProto(options: ToModelOptions = {}): OnnxProto.ModelProto {
-    return onnx.ModelProto.create({
-      irVersion: 8,
-      producerName: '@diffmix/ort-train',
-      opsetImport: [{ domain: '', version: options.opset ?? 17 }],
-      graph: {
-        name: options.name ?? 'graph',
-        node: this.nodes,
-        initializer: this.initializers,
-        input: this.inputs,
-        output: this.outputs,
-      },
-    });
-  }
-
-  /** Serialised model bytes (weights inline: fine below protobuf's 2 GiB). */
+  /** Serialised model bytes (IR 8, weights inline: fine below protobuf's 2 GiB). */
   toBytes(options: ToModelOptions = {}): Uint8Array {
-    return onnx.ModelProto.encode(this.toModelProto(options)).finish();
+    let g = this.graph;
+    if (options.name !== undefined || options.opset !== undefined) {
+      g = g.clone();
+      if (options.name !== undefined) g.name = options.name;
+      if (options.opset !== undefined) g.opsets.set('', options.opset);
+    }
+    return serializeGraph(g, { externalThreshold: Number.POSITIVE_INFINITY }).model;
   }
 
-  /** The model as an {@link OnnxModel} (for graph surgery / autodiff). */
+  /** The ModelProto. */
+  toModelProto(options: ToModelOptions = {}): OnnxProto.ModelProto {
+    return onnx.ModelProto.decode(this.toBytes(options));
+  }
+
+  /** The model as an {@link OnnxModel}. */
   toOnnxModel(options: ToModelOptions = {}): OnnxModel {
     return parseOnnxModel(this.toBytes(options), { source: options.name ?? '<built graph>' });
   }

@@ -3,16 +3,17 @@
  * CNN, with torchvision state_dict key names as the ONNX value names of their weights.
  *
  * - `eval` mode: BatchNormalization with the running statistics (as `model.eval()`).
- * - `train` mode: BatchNorm decomposed into primitive ops (ReduceMean, Sub, Mul, Div, Sqrt, Add,
- *   Reshape) normalising with the batch mean and biased batch variance, so the autodiff can
- *   differentiate it; the updated running statistics (`r' = (1 − m)·r + m·s`, s = batch mean /
- *   **unbiased** batch variance, m = 0.1, as torch) are extra graph outputs named
- *   `<key>__updated` (see {@link BuiltClassifier.bufferUpdates}).
+ * - `train` mode: BatchNormalization with `training_mode=1` (batch mean and biased batch variance);
+ *   the updated running statistics (`r' = (1 − m)·r + m·s`, s = batch mean / **unbiased** batch
+ *   variance, m = 0.1, as torch) are extra graph outputs named `<key>__updated` (see
+ *   {@link BuiltClassifier.bufferUpdates}). `buildGradientGraph` lowers these nodes (running variance
+ *   with torch's unbiased estimate); ONNX Runtime runs them as they are too (biased, per the ONNX spec).
  * - Weights either baked in as initializers (`weights: 'initializers'`, needs `state`) or declared as
  *   graph inputs named by their keys (`weights: 'inputs'`) so a trainer can feed them each step.
  */
 import { InvalidArgumentError, type Rng } from '@diffmix/core';
-import { attr, type Dim, GraphBuilder } from './builder.js';
+import { type AttrInput, attr, type Dim, Graph } from '../graph/graph.js';
+import { GraphBuilder } from './builder.js';
 import { initState, loadState, numel, type StateSource, type TensorMap, type TensorSpec } from './state.js';
 
 export type ResNetArch = 'resnet18' | 'resnet34' | 'resnet50' | 'resnet101' | 'resnet152';
@@ -53,6 +54,9 @@ export interface BuildClassifierOptions extends ClassifierOptions {
 
 export interface BuiltClassifier {
   arch: ClassifierArch;
+  /** The forward graph. */
+  graph: Graph;
+  /** The same graph behind the older `GraphBuilder` API (`toBytes()` etc.). */
   builder: GraphBuilder;
   /** Graph input (NCHW image batch). */
   input: string;
@@ -71,24 +75,33 @@ export interface BuiltClassifier {
   weightInputs: string[];
 }
 
-/** Emits nodes and records the tensors it uses. */
+/** Emits nodes into a {@link Graph} and records the tensors it uses. */
 class Net {
   readonly specs: TensorSpec[] = [];
   readonly bufferUpdates = new Map<string, string>();
   readonly weightInputs: string[] = [];
-  private readonly shared = new Map<string, string>();
 
   constructor(
-    readonly g: GraphBuilder,
+    readonly g: Graph,
     private readonly o: BuildClassifierOptions,
   ) {}
+
+  /** A node with one output named from `base` (node names `/<base>/<op>`, as the old builder did). */
+  op(
+    opType: string,
+    inputs: readonly string[],
+    attrs: Record<string, AttrInput | undefined> = {},
+    base: string = opType,
+  ): string {
+    return this.g.node(opType, inputs, attrs, { output: this.g.uniqueName(base), name: this.g.uniqueName(`/${base}/${opType}`) });
+  }
 
   tensor(spec: TensorSpec): string {
     this.specs.push(spec);
     const asInput = this.o.weights === 'inputs' || (this.o.inputKeys?.includes(spec.name) ?? false);
     if (asInput) {
       this.weightInputs.push(spec.name);
-      return this.g.input(spec.name, spec.shape);
+      return this.g.addInput(spec.name, 'float32', spec.shape);
     }
     const t = this.o.state?.get(spec.name);
     if (!t)
@@ -99,105 +112,68 @@ class Net {
         `tensor ${JSON.stringify(spec.name)} has shape [${t.shape.join(', ')}], expected [${spec.shape.join(', ')}]`,
       );
     }
-    return this.g.initializer(spec.name, t.data, spec.shape);
+    if (this.g.initializers.has(spec.name))
+      throw new InvalidArgumentError('state', `tensor ${JSON.stringify(spec.name)} is defined twice`);
+    return this.g.addInitializer(spec.name, { type: 'float32', data: t.data, dims: spec.shape });
   }
 
-  private constI64(key: string, values: number[]): string {
-    const k = `i64:${key}`;
-    let v = this.shared.get(k);
-    if (!v) {
-      v = this.g.constI64(`const_${key.replace(/[^A-Za-z0-9]+/g, '_')}`, values);
-      this.shared.set(k, v);
-    }
-    return v;
-  }
-
-  private constF32(key: string, value: number): string {
-    const k = `f32:${key}`;
-    let v = this.shared.get(k);
-    if (!v) {
-      v = this.g.constF32(`const_${key}`, [value], []);
-      this.shared.set(k, v);
-    }
-    return v;
-  }
-
-  conv(x: string, key: string, cin: number, cout: number, k: number, stride: number, pad: number): string {
+  conv(x: string, key: string, cin: number, cout: number, k: number, stride: number, pad: number, group = 1): string {
     const w = this.tensor({
       name: `${key}.weight`,
-      shape: [cout, cin, k, k],
+      shape: [cout, cin / group, k, k],
       kind: 'param',
       init: { kind: 'kaiming_normal_fan_out' },
     });
-    return this.g.op(
+    return this.op(
       'Conv',
       [x, w],
-      { kernel_shape: attr.ints([k, k]), strides: attr.ints([stride, stride]), pads: attr.ints([pad, pad, pad, pad]) },
+      { kernel_shape: [k, k], strides: [stride, stride], pads: [pad, pad, pad, pad], group: group === 1 ? undefined : group },
       key,
     );
   }
 
+  /**
+   * BatchNorm. Train mode emits ONNX BatchNormalization with `training_mode=1` whose extra outputs are
+   * the updated running statistics (`<key>.running_mean__updated`, `…running_var__updated`; momentum
+   * 0.1 as torch): `buildGradientGraph` lowers it (unbiased running variance, as torch) and
+   * differentiates it in closed form. ONNX Runtime also runs the node as is, with the biased batch
+   * variance in the running-variance update (ONNX spec); `lowerForTraining` gives torch's.
+   */
   bn(x: string, key: string, c: number): string {
     const w = this.tensor({ name: `${key}.weight`, shape: [c], kind: 'param', init: { kind: 'constant', value: 1 } });
     const b = this.tensor({ name: `${key}.bias`, shape: [c], kind: 'param', init: { kind: 'constant', value: 0 } });
     const rm = this.tensor({ name: `${key}.running_mean`, shape: [c], kind: 'buffer', init: { kind: 'constant', value: 0 } });
     const rv = this.tensor({ name: `${key}.running_var`, shape: [c], kind: 'buffer', init: { kind: 'constant', value: 1 } });
     const eps = this.o.bnEps ?? 1e-5;
-    if (this.o.mode !== 'train') return this.g.op('BatchNormalization', [x, w, b, rm, rv], { epsilon: attr.float(eps) }, key);
-    const g = this.g;
-    const axes = { axes: attr.ints([0, 2, 3]), keepdims: attr.int(1) };
-    const mean = g.op('ReduceMean', [x], axes, `${key}/mean`);
-    const d = g.op('Sub', [x, mean], {}, `${key}/centered`);
-    const variance = g.op('ReduceMean', [g.op('Mul', [d, d], {}, `${key}/sq`)], axes, `${key}/var`);
-    const std = g.op('Sqrt', [g.op('Add', [variance, this.constF32('bn_eps', eps)], {}, key)], {}, `${key}/std`);
-    const xhat = g.op('Div', [d, std], {}, `${key}/xhat`);
-    const bcast = this.constI64('shape_1_c_1_1', [1, -1, 1, 1]);
-    const scaled = g.op('Mul', [xhat, g.op('Reshape', [w, bcast], {}, `${key}/w`)], {}, key);
-    const y = g.op('Add', [scaled, g.op('Reshape', [b, bcast], {}, `${key}/b`)], {}, key);
-    // Running statistics (not on the loss path).
+    if (this.o.mode !== 'train') return this.op('BatchNormalization', [x, w, b, rm, rv], { epsilon: attr.f(eps) }, key);
     const m = this.o.bnMomentum ?? 0.1;
-    const flat = this.constI64('shape_c', [-1]);
-    const meanC = g.op('Reshape', [mean, flat], {}, `${key}/mean_c`);
-    const varC = g.op('Reshape', [variance, flat], {}, `${key}/var_c`);
-    const count = g.op(
-      'Div',
-      [g.op('Cast', [g.op('Size', [x], {}, key)], { to: attr.int(1) }, key), this.constF32(`c${c}`, c)],
-      {},
-      `${key}/n`,
-    );
-    const unbiased = g.op(
-      'Mul',
-      [varC, g.op('Div', [count, g.op('Sub', [count, this.constF32('one', 1)], {}, key)], {}, `${key}/bessel`)],
-      {},
-      `${key}/var_unbiased`,
-    );
-    const keep = this.constF32(`keep_${m}`, 1 - m);
-    const mom = this.constF32(`mom_${m}`, m);
+    const y = this.g.uniqueName(key);
     const newRm = `${key}.running_mean__updated`;
     const newRv = `${key}.running_var__updated`;
-    g.node('Add', [g.op('Mul', [rm, keep], {}, key), g.op('Mul', [meanC, mom], {}, key)], {}, { outputs: [newRm] });
-    g.node('Add', [g.op('Mul', [rv, keep], {}, key), g.op('Mul', [unbiased, mom], {}, key)], {}, { outputs: [newRv] });
+    // ONNX momentum weighs the old value: running' = momentum·running + (1 − momentum)·batch.
+    this.g.nodeN(
+      'BatchNormalization',
+      [x, w, b, rm, rv],
+      [y, newRm, newRv],
+      { epsilon: attr.f(eps), momentum: attr.f(1 - m), training_mode: 1 },
+      { name: this.g.uniqueName(`/${key}/BatchNormalization`) },
+    );
     this.bufferUpdates.set(rm, newRm);
     this.bufferUpdates.set(rv, newRv);
     return y;
   }
 
   relu(x: string, base: string): string {
-    return this.g.op('Relu', [x], {}, base);
+    return this.op('Relu', [x], {}, base);
   }
 
   maxPool(x: string, k: number, stride: number, pad: number, base: string): string {
-    return this.g.op(
-      'MaxPool',
-      [x],
-      { kernel_shape: attr.ints([k, k]), strides: attr.ints([stride, stride]), pads: attr.ints([pad, pad, pad, pad]) },
-      base,
-    );
+    return this.op('MaxPool', [x], { kernel_shape: [k, k], strides: [stride, stride], pads: [pad, pad, pad, pad] }, base);
   }
 
   head(x: string, inFeatures: number, numClasses: number): { features: string; logits: string } {
-    const pooled = this.g.op('GlobalAveragePool', [x], {}, 'avgpool');
-    this.g.node('Flatten', [pooled], { axis: attr.int(1) }, { outputs: ['features'] });
+    const pooled = this.op('GlobalAveragePool', [x], {}, 'avgpool');
+    this.g.node('Flatten', [pooled], { axis: 1 }, { output: 'features', name: this.g.uniqueName('/features/Flatten') });
     const bound = 1 / Math.sqrt(inFeatures);
     const w = this.tensor({
       name: 'fc.weight',
@@ -206,7 +182,7 @@ class Net {
       init: { kind: 'uniform', bound },
     });
     const b = this.tensor({ name: 'fc.bias', shape: [numClasses], kind: 'param', init: { kind: 'uniform', bound } });
-    this.g.node('Gemm', ['features', w, b], { transB: attr.int(1) }, { outputs: ['logits'] });
+    this.g.node('Gemm', ['features', w, b], { transB: 1 }, { output: 'logits', name: this.g.uniqueName('/logits/Gemm') });
     return { features: 'features', logits: 'logits' };
   }
 }
@@ -246,7 +222,7 @@ function emitResNet(
           planes * expansion,
         );
       }
-      x = net.relu(net.g.op('Add', [y, identity], {}, `${key}/add`), `${key}.relu`);
+      x = net.relu(net.op('Add', [y, identity], {}, `${key}/add`), `${key}.relu`);
       inplanes = planes * expansion;
     }
   });
@@ -272,19 +248,21 @@ export function buildClassifier(arch: ClassifierArch, options: BuildClassifierOp
     throw new InvalidArgumentError('numClasses', `must be a positive integer, got ${numClasses}`);
   if (arch !== 'smallcnn' && !(arch in RESNET))
     throw new InvalidArgumentError('arch', `unknown architecture ${JSON.stringify(arch)}`);
-  const g = new GraphBuilder();
+  const g = new Graph(arch);
   const net = new Net(g, options);
-  const input = g.input(options.inputName ?? 'input', options.inputShape ?? ['N', 3, 'H', 'W']);
+  const input = g.addInput(options.inputName ?? 'input', 'float32', options.inputShape ?? ['N', 3, 'H', 'W']);
   const out =
     arch === 'smallcnn'
       ? emitSmallCnn(net, input, options.widths ?? [16, 32, 64], numClasses)
       : emitResNet(net, input, arch, numClasses);
-  g.output(out.logits, ['N', numClasses]);
-  g.output(out.features, ['N', net.specs.find((s) => s.name === 'fc.weight')?.shape[1] ?? 0]);
-  for (const [key, updated] of net.bufferUpdates) g.output(updated, net.specs.find((s) => s.name === key)?.shape ?? []);
+  g.addOutput(out.logits, 'float32', ['N', numClasses]);
+  g.addOutput(out.features, 'float32', ['N', net.specs.find((s) => s.name === 'fc.weight')?.shape[1] ?? 0]);
+  for (const [key, updated] of net.bufferUpdates)
+    g.addOutput(updated, 'float32', net.specs.find((s) => s.name === key)?.shape ?? []);
   return {
     arch,
-    builder: g,
+    graph: g,
+    builder: new GraphBuilder(g),
     input,
     logits: out.logits,
     features: out.features,

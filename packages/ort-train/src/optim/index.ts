@@ -1,4 +1,3 @@
-export { AdamW, clipGradNorm, Optimizer, SGD } from './optimizers.js';
 export type {
   AdamWOptions,
   OptimizerKind,
@@ -8,5 +7,6 @@ export type {
   ParamMap,
   SGDOptions,
 } from './optimizers.js';
-export { constantSchedule, cosineWithWarmup } from './schedules.js';
+export { AdamW, clipGradNorm, Optimizer, SGD } from './optimizers.js';
 export type { CosineWarmupOptions, LrSchedule } from './schedules.js';
+export { constantSchedule, cosineWithWarmup } from './schedules.js';
