@@ -24,7 +24,11 @@ export interface TensorSpec {
   shape: number[];
   kind: TensorKind;
   /** How a fresh tensor is initialised (torchvision's `_init_weights` rules). */
-  init: { kind: 'kaiming_normal_fan_out' } | { kind: 'constant'; value: number } | { kind: 'uniform'; bound: number };
+  init:
+    | { kind: 'kaiming_normal_fan_out' }
+    | { kind: 'constant'; value: number }
+    | { kind: 'uniform'; bound: number }
+    | { kind: 'normal'; std: number };
 }
 
 export function numel(shape: readonly number[]): number {
@@ -38,6 +42,7 @@ export function initTensor(spec: TensorSpec, rng: Rng): Tensor {
   const init = spec.init;
   if (init.kind === 'constant') data.fill(init.value);
   else if (init.kind === 'uniform') for (let i = 0; i < n; i++) data[i] = rng.uniformRange(-init.bound, init.bound);
+  else if (init.kind === 'normal') rng.fillNormal(data, 0, init.std);
   else {
     // kaiming_normal_(mode='fan_out', nonlinearity='relu'): std = sqrt(2 / (out_channels · kh · kw))
     const fanOut = (spec.shape[0] ?? 1) * numel(spec.shape.slice(2));
