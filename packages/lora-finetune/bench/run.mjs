@@ -15,9 +15,18 @@ import { graphFromOnnxModel } from '@diffmix/ort-train';
 import * as ort from 'onnxruntime-node';
 import { fineTune, LoraTiStepper } from '../dist/index.js';
 
-const TINY_SD = fileURLToPath(new URL('../../diffusion/fixtures/golden/tiny-sd', import.meta.url));
-const STEP = fileURLToPath(new URL('../../ort-train/fixtures/golden/grads/lora_step', import.meta.url));
+// DIFFMIX_GOLDEN_DIR (as the tests) when set, e.g. when this script runs bundled on another machine.
+const GOLDEN = process.env.DIFFMIX_GOLDEN_DIR;
+const TINY_SD = GOLDEN
+  ? join(GOLDEN, 'tiny-sd')
+  : fileURLToPath(new URL('../../diffusion/fixtures/golden/tiny-sd', import.meta.url));
+const STEP = GOLDEN
+  ? join(GOLDEN, 'grads', 'lora_step')
+  : fileURLToPath(new URL('../../ort-train/fixtures/golden/grads/lora_step', import.meta.url));
 const REPS = Number(process.env.DIFFMIX_BENCH_REPS ?? 20);
+// DIFFMIX_DEVICE=webgpu (or cuda) runs every session there, CPU fallback for unsupported nodes.
+const device = process.env.DIFFMIX_DEVICE ?? 'cpu';
+const sessionOptions = { executionProviders: device === 'cpu' ? ['cpu'] : [device, 'cpu'] };
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const npy = (n) => parseNpy(readFileSync(join(STEP, n)), n).data;
 
@@ -41,8 +50,8 @@ async function time(fn, reps) {
 }
 
 // Baseline: the exported UNet, forward only, same batch.
-const unetSession = await ort.InferenceSession.create(join(TINY_SD, 'unet', 'model.onnx'));
-const teOut = await (await ort.InferenceSession.create(join(TINY_SD, 'text_encoder', 'model.onnx'))).run({
+const unetSession = await ort.InferenceSession.create(join(TINY_SD, 'unet', 'model.onnx'), sessionOptions);
+const teOut = await (await ort.InferenceSession.create(join(TINY_SD, 'text_encoder', 'model.onnx'), sessionOptions)).run({
   input_ids: new ort.Tensor(
     'int32',
     Int32Array.from(batch.inputIds, (v) => (v >= 49408 ? 320 : v)),
@@ -73,6 +82,7 @@ for (const mode of ['ti', 'db', 'ti+db', 'full']) {
     latentShape: [4, 8, 8],
     hiddenSize: 32,
     ...(mode === 'db' ? {} : { rows }),
+    sessionOptions,
   });
   const setupMs = performance.now() - t0;
   const ids = mode === 'db' ? Int32Array.from(batch.inputIds, (v) => (v >= 49408 ? 320 : v)) : batch.inputIds;
@@ -106,6 +116,7 @@ await fineTune({
   batchSize: 2,
   progress: 'silent',
   checkpointEvery: 0,
+  sessionOptions,
   onStep: ({ step }) => {
     if (step === 1) firstStepAt = performance.now();
   },
@@ -116,7 +127,7 @@ const out = {
   bench: '@diffmix/lora-finetune training steps on tiny-sd',
   date: new Date().toISOString(),
   node: process.version,
-  device: 'cpu (onnxruntime-node)',
+  device: `${device} (onnxruntime-node)`,
   batch: 2,
   resolution: 64,
   reps: REPS,

@@ -108,6 +108,8 @@ export interface FineTuneOptions {
   seed?: number;
   /** onnxruntime-node (default) or a compatible module. */
   ort?: typeof defaultOrt;
+  /** Session options of every session (training graphs and VAE encoder), e.g. `{ executionProviders: ['webgpu', 'cpu'] }`. */
+  sessionOptions?: defaultOrt.InferenceSession.SessionOptions;
   /** Progress: a mode for `createProgress` (default `auto`) or your own reporter. */
   progress?: ProgressMode | ProgressReporter;
   /** Called after every step. */
@@ -473,9 +475,10 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
     embeddingLr: o.embeddingLr,
     weightDecay: o.weightDecay,
     clip: o.clip,
+    ...(options.sessionOptions ? { sessionOptions: options.sessionOptions } : {}),
   });
   const vaeFile = path.join(modelDir, 'vae_encoder', 'model.onnx');
-  const vae = new VaeEncoder(await ort.InferenceSession.create(vaeFile), vaeFile);
+  const vae = new VaeEncoder(await ort.InferenceSession.create(vaeFile, options.sessionOptions ?? {}), vaeFile);
 
   let start = 0;
   const losses: number[] = [];

@@ -72,6 +72,8 @@ export interface LoraTiStepperOptions {
   embeddingLr?: number;
   weightDecay?: number;
   clip?: number;
+  /** ONNX Runtime session options of the training sessions (e.g. `{ executionProviders: ['webgpu'] }`). */
+  sessionOptions?: Ort.InferenceSession.SessionOptions;
 }
 
 export interface StepBatch {
@@ -192,8 +194,9 @@ export class LoraTiStepper {
       teGraph = teStep.graph;
       params.set(ROWS, Float32Array.from(o.rows));
     }
-    const unetSession = (await createGraphSession(o.ort, unetStep.graph)) as Ort.InferenceSession;
-    const teSession = (await createGraphSession(o.ort, teGraph)) as Ort.InferenceSession;
+    const so = o.sessionOptions ? { sessionOptions: o.sessionOptions } : {};
+    const unetSession = (await createGraphSession(o.ort, unetStep.graph, so)) as Ort.InferenceSession;
+    const teSession = (await createGraphSession(o.ort, teGraph, so)) as Ort.InferenceSession;
     const tsInput = o.unet.inputs.find((i) => i.name !== 'sample' && i.name !== 'encoder_hidden_states');
     const idsInput = o.textEncoder.inputs.find((i) => i.name === 'input_ids');
     const s = new LoraTiStepper(

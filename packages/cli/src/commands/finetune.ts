@@ -28,6 +28,7 @@ export const FinetuneOptionsSchema = z
     captionProbability: z.coerce.number().min(0).max(1).default(0),
     placeholders: z.boolean().optional(),
     latents: z.enum(['sample', 'mean']).default('sample'),
+    device: z.enum(['cpu', 'webgpu', 'cuda']).default('cpu'),
     json: z.boolean().optional(),
   })
   .strict();
@@ -59,6 +60,7 @@ export function registerFinetune(program: Command): void {
     .option('--caption-probability <p>', 'prompt with the record caption (CUB descriptions) with this probability', '0')
     .option('--placeholders', 'full mode: also train <class_i> rows and prompt with them')
     .option('--latents <how>', 'sample (mean + std·ε, as diffusers) | mean', 'sample')
+    .option('--device <d>', 'cpu | webgpu | cuda (unsupported nodes fall back to the CPU)', 'cpu')
     .option('--config <file>', 'JSON or YAML file with these options')
     .option('--preset <name>', 'paper preset')
     .option('--json', 'print the summary as JSON on stdout')
@@ -92,6 +94,7 @@ export function registerFinetune(program: Command): void {
           captionProbability: o.captionProbability,
           ...(o.placeholders !== undefined ? { placeholders: o.placeholders } : {}),
           latents: o.latents,
+          sessionOptions: { executionProviders: o.device === 'cpu' ? ['cpu'] : [o.device, 'cpu'] },
           signal: interrupt.signal,
         });
         const summary = {
