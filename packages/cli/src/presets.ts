@@ -34,7 +34,7 @@ export const PRESETS = {
       finetune: fineTune,
       sample: { ...diffMixSampling, gamma: 0.8, scaler: 0.9 },
       filter: { dropFraction: 0.1 },
-      train: { arch: 'vit-b16', resolution: 384, lr: 1e-3, batchSize: 32, epochs: 100, weightDecay: 5e-4, syntheticProbability: 0.1 },
+      train: { arch: 'vit_b_16', resolution: 384, lr: 1e-3, batchSize: 32, epochs: 100, weightDecay: 5e-4, syntheticProbability: 0.1 },
     },
   },
   'cub-fewshot-5': {

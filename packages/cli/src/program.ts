@@ -7,6 +7,7 @@ import { registerInfo } from './commands/info.js';
 import { registerLongTail } from './commands/longtail.js';
 import { registerReport } from './commands/report.js';
 import { registerSample } from './commands/sample.js';
+import { registerTrain } from './commands/train.js';
 
 /** The `diffmix` command tree. Subcommands arrive as their packages land (see docs/README.md). */
 export function createProgram(version: string): Command {
@@ -23,5 +24,6 @@ export function createProgram(version: string): Command {
   registerLongTail(program);
   registerAttention(program);
   registerReport(program);
+  registerTrain(program);
   return program;
 }

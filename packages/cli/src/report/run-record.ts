@@ -11,6 +11,7 @@ import type { RunSummary } from './compare.js';
 
 export const RUN_FILE = 'run.json';
 
+/** `epoch` counts from 1: the number of epochs completed when the accuracy was measured. */
 const Accuracy = z.object({ top1: z.number().min(0).max(1), epoch: z.number().int().nonnegative() });
 
 export const RunRecordSchema = z.object({
