@@ -20,6 +20,7 @@ import type {
 } from '../types.js';
 import { type BackendRequest, selectBackend, type TfjsBackendName } from './backend.js';
 import { registerGradients } from './gradients.js';
+import { fromEngineTensor, toEngineTensor } from './layout.js';
 import { type BatchStats, type ModelDefOptions, modelDef, type TfjsModelDef } from './models/index.js';
 import { SLOT_NAMES, updateParam } from './optim.js';
 
@@ -115,12 +116,13 @@ class TfjsEngine implements ClassifierEngine {
         `unknown optimiser ${JSON.stringify((optimizer as { kind: unknown }).kind)}`,
       );
     const def = modelDef(model.arch, model.numClasses, model.imageSize, this.options.model);
+    // Same streams as the ORT engine (`split('init')` / `split('head')`): one seed, the same weights in both.
     const rng = Rng.fromSeed(model.seed);
-    const state = model.weights ? resolveWeights(def, model.weights, rng) : initWeights(def, rng);
+    const state = model.weights ? resolveWeights(def, model.weights, rng.split('head')) : initWeights(def, rng.split('init'));
     this.def = def;
     this.optimizer = optimizer;
     this.trainable = def.tensors.filter((t) => t.kind === 'param').map((t) => t.name);
-    for (const [k, t] of state) this.tensors.set(k, tf.tensor(t.data, t.shape, 'float32'));
+    for (const [k, t] of state) this.tensors.set(k, toEngineTensor(t));
   }
 
   private checkImages(images: Float32Array, n: number, what: string): number {
@@ -220,12 +222,10 @@ class TfjsEngine implements ClassifierEngine {
     const def = this.ready();
     const model: ModelState = new Map();
     for (const t of def.tensors) {
-      const v = this.tensors.get(t.name) as tf.Tensor;
-      model.set(t.name, { shape: [...v.shape], data: Float32Array.from((await v.data()) as Float32Array) });
+      model.set(t.name, await fromEngineTensor(this.tensors.get(t.name) as tf.Tensor));
     }
     const optimizer = new Map<string, StateTensor>();
-    for (const [k, v] of this.slots)
-      optimizer.set(k, { shape: [...v.shape], data: Float32Array.from((await v.data()) as Float32Array) });
+    for (const [k, v] of this.slots) optimizer.set(k, await fromEngineTensor(v));
     return { model, optimizer, step: this.step };
   }
 
@@ -267,12 +267,12 @@ class TfjsEngine implements ClassifierEngine {
     const tensors = new Map<string, tf.Tensor>();
     for (const t of def.tensors) {
       const v = state.model.get(t.name) as StateTensor;
-      tensors.set(t.name, tf.tensor(Float32Array.from(v.data), t.shape, 'float32'));
+      tensors.set(t.name, toEngineTensor({ shape: t.shape, data: v.data }));
     }
     this.replace(this.tensors, tensors);
     for (const t of this.slots.values()) t.dispose();
     this.slots = new Map();
-    for (const [k, v] of state.optimizer) this.slots.set(k, tf.tensor(Float32Array.from(v.data), v.shape, 'float32'));
+    for (const [k, v] of state.optimizer) this.slots.set(k, toEngineTensor(v));
     this.step = state.step;
   }
 

@@ -130,7 +130,7 @@ export function vitDef(numClasses: number, imageSize: number, config: VitConfig 
     },
     forward(ctx: ForwardContext, input: tf.Tensor4D): tf.Tensor2D {
       const n = input.shape[0];
-      const w = tf.transpose(param(ctx, 'conv_proj.weight'), [2, 3, 1, 0]) as tf.Tensor4D;
+      const w = param(ctx, 'conv_proj.weight') as tf.Tensor4D; // HWIO inside the engine
       // Patchify: NHWC [n, h, w, d] flattens row-major to the same token order as torchvision's NCHW reshape.
       const patches = tf.add(tf.conv2d(input, w, p, 'valid'), param(ctx, 'conv_proj.bias'));
       let x = tf.reshape(patches, [n, seq - 1, d]) as tf.Tensor3D;
