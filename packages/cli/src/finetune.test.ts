@@ -97,6 +97,42 @@ describe('diffmix finetune', () => {
     expect(JSON.parse(await readFile(path.join(out, 'finetune.json'), 'utf8')).losses).toEqual(reference);
   }, 180_000);
 
+  it('takes a paper preset (maxSteps, weightDecay, shots, resolution 512) with flags overriding it', async () => {
+    const out = path.join(tmp, 'preset');
+    const r = await diffmix([
+      'finetune',
+      '--preset',
+      'cub-fewshot-5',
+      '--data',
+      toy,
+      '--model',
+      tinySd,
+      '--out',
+      out,
+      '--steps',
+      '1',
+      '--batch-size',
+      '1',
+      '--resolution',
+      '64',
+      '--shots',
+      '2',
+      '--json',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(await readFile(path.join(out, 'finetune.json'), 'utf8'));
+    expect(summary.config).toMatchObject({
+      steps: 1,
+      batchSize: 1,
+      resolution: 64,
+      shots: 2,
+      weightDecay: 0.01,
+      rank: 10,
+      mode: 'ti+db',
+    });
+    expect(summary.dataset.records).toBe(4);
+  }, 60_000);
+
   it('exits 2 on bad flags and 3 on a missing model', async () => {
     const bad = await diffmix([...common(path.join(tmp, 'bad')), '--mode', 'lora']);
     expect(bad.code).toBe(2);

@@ -13,10 +13,13 @@ export const FinetuneOptionsSchema = z
     model: z.string().min(1),
     out: z.string().min(1),
     mode: z.enum(FINE_TUNE_MODES as [FineTuneMode, ...FineTuneMode[]]).default('ti+db'),
-    steps: z.coerce.number().int().positive().default(35000),
+    // `maxSteps` is the name the paper presets (and the official script's --max_train_steps) use.
+    steps: z.coerce.number().int().positive().optional(),
+    maxSteps: z.coerce.number().int().positive().optional(),
     batchSize: z.coerce.number().int().positive().default(8),
     lr: z.coerce.number().nonnegative().default(5e-5),
     embeddingLr: z.coerce.number().nonnegative().optional(),
+    weightDecay: z.coerce.number().nonnegative().default(1e-2),
     rank: z.coerce.number().int().positive().default(10),
     resolution: z.coerce.number().int().positive().optional(),
     checkpointEvery: z.coerce.number().int().nonnegative().default(500),
@@ -45,10 +48,12 @@ export function registerFinetune(program: Command): void {
     .requiredOption('--model <dir>', 'Stable Diffusion ONNX folder with vae_encoder/ (see docs/bring-your-own-sd.md)')
     .requiredOption('--out <dir>', 'output folder: LoRA, embeddings, model/ (full), finetune.json, checkpoints/')
     .option('--mode <m>', `${FINE_TUNE_MODES.join(' | ')}`, 'ti+db')
-    .option('--steps <n>', 'optimiser steps in total', '35000')
+    .option('--steps <n>', 'optimiser steps in total (default 35000)')
+    .option('--max-steps <n>', 'same as --steps (the presets’ key)')
     .option('--batch-size <n>', 'images per step', '8')
     .option('--lr <x>', 'learning rate of the UNet group (LoRA, or all weights in full)', '5e-5')
     .option('--embedding-lr <x>', 'learning rate of the placeholder rows (default: 5e-5)')
+    .option('--weight-decay <x>', 'AdamW weight decay', '0.01')
     .option('--rank <r>', 'LoRA rank', '10')
     .option('--resolution <px>', 'training resolution (default: the model’s)')
     .option('--checkpoint-every <n>', 'write a checkpoint every n steps (0: only at the end / on Ctrl-C)', '500')
@@ -80,10 +85,11 @@ export function registerFinetune(program: Command): void {
           dataset,
           outDir: o.out,
           mode: o.mode,
-          steps: o.steps,
+          steps: o.steps ?? o.maxSteps ?? 35000,
           batchSize: o.batchSize,
           lr: o.lr,
           ...(o.embeddingLr !== undefined ? { embeddingLr: o.embeddingLr } : {}),
+          weightDecay: o.weightDecay,
           rank: o.rank,
           ...(o.resolution !== undefined ? { resolution: o.resolution } : {}),
           checkpointEvery: o.checkpointEvery,
