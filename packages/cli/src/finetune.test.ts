@@ -133,6 +133,44 @@ describe('diffmix finetune', () => {
     expect(summary.dataset.records).toBe(4);
   }, 60_000);
 
+  it('fine-tunes on the long-tail subset of a diffmix longtail manifest', async () => {
+    const manifest = path.join(tmp, 'lt.json');
+    const lt = await diffmix([
+      'longtail',
+      '--data',
+      toy,
+      '--imbalance-factor',
+      '3',
+      '--formula',
+      'paper',
+      '--out',
+      manifest,
+      '--json',
+    ]);
+    expect(lt.code, lt.stderr).toBe(0);
+    const out = path.join(tmp, 'lt');
+    const r = await diffmix([
+      'finetune',
+      '--data',
+      toy,
+      '--model',
+      tinySd,
+      '--out',
+      out,
+      '--steps',
+      '1',
+      '--batch-size',
+      '1',
+      '--long-tail',
+      manifest,
+      '--json',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const records = JSON.parse(await readFile(path.join(out, 'finetune.json'), 'utf8')).dataset.records;
+    expect(records).toBeLessThan(6); // 2 classes × 3 images before the subset
+    expect(records).toBeGreaterThanOrEqual(2);
+  }, 60_000);
+
   it('exits 2 on bad flags and 3 on a missing model', async () => {
     const bad = await diffmix([...common(path.join(tmp, 'bad')), '--mode', 'lora']);
     expect(bad.code).toBe(2);

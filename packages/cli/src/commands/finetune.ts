@@ -1,4 +1,5 @@
 import { installInterruptHandler } from '@diffmix/diffusion';
+import { applyLongTailManifest, readLongTailManifest } from '@diffmix/longtail';
 import { FINE_TUNE_MODES, type FineTuneMode, fineTune } from '@diffmix/lora-finetune';
 import type { Command } from 'commander';
 import { z } from 'zod';
@@ -26,6 +27,7 @@ export const FinetuneOptionsSchema = z
     resume: z.union([z.boolean(), z.string().min(1)]).optional(),
     seed: z.coerce.number().int().nonnegative().default(42),
     shots: z.coerce.number().int().positive().optional(),
+    longTail: z.string().min(1).optional(),
     shotsSeed: z.coerce.number().int().nonnegative().default(42),
     initTokenId: z.coerce.number().int().nonnegative().default(42170),
     captionProbability: z.coerce.number().min(0).max(1).default(0),
@@ -60,6 +62,7 @@ export function registerFinetune(program: Command): void {
     .option('--resume [checkpoint]', 'continue from the latest checkpoint in --out (or from this checkpoint folder)')
     .option('--seed <n>', 'seed of every random draw', '42')
     .option('--shots <k>', 'fine-tune on a k-shot subset of the training set')
+    .option('--long-tail <manifest>', 'fine-tune on the long-tail subset of this manifest (from diffmix longtail)')
     .option('--shots-seed <n>', 'seed of the k-shot subset (the official fine-tuning subset uses 42)', '42')
     .option('--init-token-id <id>', 'token whose embedding the placeholder rows start from', '42170')
     .option('--caption-probability <p>', 'prompt with the record caption (CUB descriptions) with this probability', '0')
@@ -76,6 +79,7 @@ export function registerFinetune(program: Command): void {
     .action(async (values: Record<string, unknown>, command: Command) => {
       const o = await resolveOptions({ command, commandName: 'finetune', schema: FinetuneOptionsSchema, values });
       const dataset = await loadDataset(o.format, o.data, o.metaclass ? { metaclass: o.metaclass } : {});
+      const manifest = o.longTail ? await readLongTailManifest(o.longTail) : undefined;
       const interrupt = installInterruptHandler({
         message: 'interrupt: finishing the current step and writing a checkpoint (press Ctrl-C again to stop at once)',
       });
@@ -96,6 +100,7 @@ export function registerFinetune(program: Command): void {
           ...(o.resume !== undefined ? { resume: o.resume } : {}),
           seed: o.seed,
           ...(o.shots !== undefined ? { shots: o.shots, shotsSeed: o.shotsSeed } : {}),
+          ...(manifest ? { subset: (d) => applyLongTailManifest(d, manifest, { source: o.longTail }) } : {}),
           initTokenId: o.initTokenId,
           captionProbability: o.captionProbability,
           ...(o.placeholders !== undefined ? { placeholders: o.placeholders } : {}),
