@@ -114,15 +114,32 @@ describe('ORT engine', () => {
     await b.dispose();
   }, 60_000);
 
+  it('trains a (tiny) ViT with torchvision ViT keys', async () => {
+    // ViT-B/16's graph and keys at a test size: width 32, 2 layers, 2 heads, patch 8 (ViT-B/16 itself
+    // is 86 M parameters, too heavy for CI).
+    const e = await createOrtEngine({ device: 'cpu', vitConfig: { hiddenDim: 32, numLayers: 2, numHeads: 2, mlpDim: 64, patchSize: 8 } });
+    await e.init({ arch: 'vit_b_16', numClasses: 3, imageSize: 16, seed: 0 }, { kind: 'adamw', lr: 1e-3, weightDecay: 0.05 });
+    const state = await e.getState();
+    expect(state.model.get('heads.head.weight')?.shape).toEqual([3, 32]);
+    expect(state.model.has('encoder.layers.encoder_layer_1.self_attention.in_proj_weight')).toBe(true);
+    const images = new Float32Array(4 * 3 * 16 * 16).map((_, i) => Math.sin(i * 0.1));
+    const targets = Float32Array.from([1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0]);
+    const first = (await e.trainStep({ images, targets, n: 4 }, 1e-2)).loss;
+    let last = first;
+    for (let i = 0; i < 10; i++) last = (await e.trainStep({ images, targets, n: 4 }, 1e-2)).loss;
+    expect(last).toBeLessThan(first);
+    expect((await e.getState()).optimizer.has('exp_avg/heads.head.weight')).toBe(true);
+    expect(await e.predict(images, 4)).toHaveLength(12);
+    await e.dispose();
+  }, 60_000);
+
   it('rejects bad input with named errors', async () => {
     await expect(createOrtEngine({ device: 'tpu' })).rejects.toThrow(InvalidArgumentError);
     const e = await createOrtEngine({ device: 'cpu' });
     await expect(e.trainStep({ images: new Float32Array(1), targets: new Float32Array(1), n: 1 }, 0.1)).rejects.toThrow(
       /init\(\) first/,
     );
-    await expect(e.init({ arch: 'vit_b_16', numClasses: 2, imageSize: 32, seed: 0 }, sgd)).rejects.toThrow(
-      /vit_b_16 is not available yet/,
-    );
+
     const bad: ModelState = new Map([['conv1.weight', { shape: [1], data: new Float32Array(1) }]]);
     await expect(e.init({ arch: 'smallcnn', numClasses: 2, imageSize: 16, seed: 0, weights: bad }, sgd)).rejects.toThrow(
       ModelFormatError,

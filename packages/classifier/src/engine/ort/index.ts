@@ -7,6 +7,8 @@
  *   step, so one session serves the whole run and the optimiser (ort-train's torch-exact SGD / AdamW)
  *   updates plain Float32Arrays in place.
  * - Eval graph: the same model in eval mode (running statistics), same inputs, for `predict`.
+ * - Models: small CNN, ResNet-18 / 50 (`buildClassifier`), ViT-B/16 (`buildVit`, torchvision keys,
+ *   position embedding resized for other image sizes).
  * - Devices: `cpu`, `cuda`, `webgpu`, or `auto` (cuda → webgpu → cpu, the first whose session opens);
  *   `info.backend` says what ran and `info.reason` why.
  */
@@ -16,14 +18,20 @@ import {
   AdamW,
   buildClassifier,
   buildGradientGraph,
+  buildVit,
   type ClassifierArch,
   createGraphSession,
   crossEntropyGraph,
+  type Graph,
   graphFromOnnxModel,
   initClassifierState,
+  initVitState,
   loadClassifierState,
+  loadVitState,
   type Optimizer,
   SGD,
+  VIT_B_16,
+  type VitConfig,
 } from '@diffmix/ort-train';
 import * as ort from 'onnxruntime-node';
 import type {
@@ -45,6 +53,11 @@ const DEVICES: readonly OrtDevice[] = ['cpu', 'cuda', 'webgpu', 'auto'];
 export interface OrtEngineOptions extends EngineOptions {
   /** ORT intra-op threads (default: ORT's choice, all cores). */
   intraOpNumThreads?: number;
+  /**
+   * Overrides of the ViT-B/16 configuration for `arch: 'vit_b_16'` (width, depth, heads, MLP, patch),
+   * e.g. a tiny ViT for tests; `imageSize` and `numClasses` always come from the model spec.
+   */
+  vitConfig?: Partial<Omit<VitConfig, 'imageSize' | 'numClasses'>>;
 }
 
 const ORT_VERSION: string = (ort.env as { versions?: { node?: string } }).versions?.node ?? '1.30';
@@ -72,10 +85,14 @@ export class OrtEngine implements ClassifierEngine {
   info: EngineInfo;
   private readonly device: OrtDevice;
   private readonly threads: number | undefined;
-  private arch: ClassifierArch = 'smallcnn';
+  private readonly vitConfig: OrtEngineOptions['vitConfig'];
   private numClasses = 0;
   private imageSize = 0;
   private trainSession: ort.InferenceSession | undefined;
+  /** Batch size the training session was built for (0: any). */
+  private trainBatch = -1;
+  private trainGraphFor: ((n: number) => Graph) | undefined;
+  private provider = 'cpu';
   private evalSession: ort.InferenceSession | undefined;
   private input = 'input';
   private loss = 'loss';
@@ -92,20 +109,14 @@ export class OrtEngine implements ClassifierEngine {
   constructor(options: OrtEngineOptions = {}) {
     this.device = checkDevice(options.device ?? 'auto');
     this.threads = options.intraOpNumThreads;
+    this.vitConfig = options.vitConfig;
     this.info = { name: 'ort', backend: `onnxruntime-node ${ORT_VERSION} (not initialised)`, reason: '' };
   }
 
   async init(model: ModelSpec, optimizer: OptimizerSpec): Promise<void> {
-    if (this.trainSession) throw new InvalidArgumentError('engine', 'init() was already called');
+    if (this.evalSession) throw new InvalidArgumentError('engine', 'init() was already called');
     const arch = model.arch;
-    if (arch === 'vit_b_16') {
-      // ort-train has no ViT-B/16 builder yet (being added); fail clearly rather than train something else.
-      throw new InvalidArgumentError(
-        'arch',
-        'vit_b_16 is not available yet in the ort engine (@diffmix/ort-train has no ViT builder yet)',
-      );
-    }
-    if (!['smallcnn', 'resnet18', 'resnet50'].includes(arch)) {
+    if (!['smallcnn', 'resnet18', 'resnet50', 'vit_b_16'].includes(arch)) {
       throw new InvalidArgumentError(
         'arch',
         `unknown architecture ${JSON.stringify(arch)} (smallcnn, resnet18, resnet50, vit_b_16)`,
@@ -117,44 +128,34 @@ export class OrtEngine implements ClassifierEngine {
     if (!Number.isInteger(model.imageSize) || model.imageSize < 8) {
       throw new InvalidArgumentError('imageSize', `must be an integer ≥ 8, got ${model.imageSize}`);
     }
-    this.arch = arch as ClassifierArch;
     this.numClasses = model.numClasses;
     this.imageSize = model.imageSize;
     const rng = Rng.fromSeed(model.seed);
-    const state = model.weights
-      ? loadClassifierState(this.arch, model.weights, { numClasses: model.numClasses, rng: rng.split('head') })
-      : initClassifierState(this.arch, rng.split('init'), { numClasses: model.numClasses });
-
-    // Training graph: weights as inputs, loss + gradients + updated running statistics as outputs.
-    const train = buildClassifier(this.arch, { numClasses: model.numClasses, mode: 'train', weights: 'inputs' });
-    const target = train.builder.input('target', ['N', model.numClasses]);
-    this.loss = crossEntropyGraph(train.builder, train.logits, target, model.numClasses, { epsilon: 0 });
-    train.builder.output(this.loss, []);
-    const forward = await graphFromOnnxModel(parseOnnxModel(train.builder.toBytes()));
-    const tg = buildGradientGraph(forward, { loss: this.loss, wrt: train.params, keepOutputs: true });
+    const built =
+      arch === 'vit_b_16' ? buildVitGraphs(model, rng, this.vitConfig) : await buildCnnGraphs(arch as ClassifierArch, model, rng);
+    const { train, evalGraph, state } = built;
+    this.loss = train.loss;
     this.input = train.input;
     this.logits = train.logits;
     this.params = train.params;
     this.buffers = train.buffers;
+    this.bufferUpdates = train.bufferUpdates;
+    this.trainGraphFor = built.trainGraphFor;
     for (const s of train.specs) {
       this.shapes.set(s.name, s.shape);
       const t = state.get(s.name);
       if (!t) throw new ModelFormatError('<weights>', `no tensor ${s.name}`);
       this.values.set(s.name, Float32Array.from(t.data));
     }
-    this.grads = new Map(Object.entries(tg.gradients));
-    this.bufferUpdates = train.bufferUpdates;
-    const evalBuilt = buildClassifier(this.arch, { numClasses: model.numClasses, mode: 'eval', weights: 'inputs' });
-    const evalBytes = evalBuilt.builder.toBytes();
-
+    // The eval session decides the provider (the first that opens); the training session follows.
     const candidates = this.device === 'auto' ? ['cuda', 'webgpu', 'cpu'] : [this.device];
     const failures: string[] = [];
     for (const provider of candidates) {
       try {
-        this.trainSession = (await createGraphSession(ort, tg.graph, {
+        this.evalSession = (await createGraphSession(ort, evalGraph, {
           sessionOptions: sessionOptions(provider, this.threads),
         })) as ort.InferenceSession;
-        this.evalSession = await ort.InferenceSession.create(evalBytes, sessionOptions(provider, this.threads));
+        this.provider = provider;
         this.info = {
           name: 'ort',
           backend: `onnxruntime-node ${ORT_VERSION} ${provider}`,
@@ -166,22 +167,33 @@ export class OrtEngine implements ClassifierEngine {
         break;
       } catch (err) {
         failures.push(`${provider}: ${String((err as Error).message).split('\n')[0]}`);
-        await this.trainSession?.release();
-        this.trainSession = undefined;
       }
     }
-    if (!this.trainSession || !this.evalSession) {
+    if (!this.evalSession) {
       throw new InvalidArgumentError(
         'device',
         `no ONNX Runtime execution provider could open the model (${failures.join('; ')})`,
       );
     }
+    // CNNs: one training graph with a symbolic batch. ViT: the graph is built per batch size on the
+    // first step (its attention reshapes need a static batch for the LayerNorm lowering).
+    if (!this.trainGraphFor) await this.openTrain(train.graph, 0);
     this.optimizer = makeOptimizer(this.params, optimizer);
   }
 
+  private async openTrain(graph: Graph, batch: number): Promise<void> {
+    const tg = buildGradientGraph(graph, { loss: this.loss, wrt: this.params, keepOutputs: true });
+    this.grads = new Map(Object.entries(tg.gradients));
+    await this.trainSession?.release();
+    this.trainSession = (await createGraphSession(ort, tg.graph, {
+      sessionOptions: sessionOptions(this.provider, this.threads),
+    })) as ort.InferenceSession;
+    this.trainBatch = batch;
+  }
+
   private ready(): { train: ort.InferenceSession; evalS: ort.InferenceSession; opt: Optimizer } {
-    if (!this.trainSession || !this.evalSession || !this.optimizer) throw new InvalidArgumentError('engine', 'call init() first');
-    return { train: this.trainSession, evalS: this.evalSession, opt: this.optimizer };
+    if (!this.evalSession || !this.optimizer) throw new InvalidArgumentError('engine', 'call init() first');
+    return { train: this.trainSession as ort.InferenceSession, evalS: this.evalSession, opt: this.optimizer };
   }
 
   private checkImages(images: Float32Array, n: number, what: string): void {
@@ -203,7 +215,7 @@ export class OrtEngine implements ClassifierEngine {
   }
 
   async trainStep(batch: TrainBatch, lr: number): Promise<TrainStepResult> {
-    const { train, opt } = this.ready();
+    const { opt } = this.ready();
     this.checkImages(batch.images, batch.n, 'batch');
     if (batch.n < 2) throw new InvalidArgumentError('batch.n', 'training-mode BatchNorm needs at least 2 images per batch');
     if (batch.targets.length !== batch.n * this.numClasses) {
@@ -213,6 +225,8 @@ export class OrtEngine implements ClassifierEngine {
       );
     }
     if (!(lr >= 0) || !Number.isFinite(lr)) throw new InvalidArgumentError('lr', `must be a finite number ≥ 0, got ${lr}`);
+    if (this.trainGraphFor && this.trainBatch !== batch.n) await this.openTrain(this.trainGraphFor(batch.n), batch.n);
+    const train = this.trainSession as ort.InferenceSession;
     const s = this.imageSize;
     const feeds = this.weightFeeds([...this.params, ...this.buffers]);
     feeds[this.input] = new ort.Tensor('float32', batch.images, [batch.n, 3, s, s]);
@@ -288,6 +302,86 @@ export class OrtEngine implements ClassifierEngine {
     this.trainSession = undefined;
     this.evalSession = undefined;
   }
+}
+
+interface TrainGraph {
+  graph: Graph;
+  input: string;
+  logits: string;
+  loss: string;
+  specs: Array<{ name: string; shape: number[] }>;
+  params: string[];
+  buffers: string[];
+  bufferUpdates: Map<string, string>;
+}
+
+interface BuiltGraphs {
+  train: TrainGraph;
+  /** Training forward graph for a static batch size (ViT); absent: `train.graph` serves any batch. */
+  trainGraphFor?: (n: number) => Graph;
+  evalGraph: Graph;
+  state: ReadonlyMap<string, { shape: number[]; data: Float32Array }>;
+}
+
+/** ResNets and the small CNN: train mode (batch statistics, running-statistic outputs) + CE; eval mode. */
+async function buildCnnGraphs(arch: ClassifierArch, model: ModelSpec, rng: Rng): Promise<BuiltGraphs> {
+  const state = model.weights
+    ? loadClassifierState(arch, model.weights, { numClasses: model.numClasses, rng: rng.split('head') })
+    : initClassifierState(arch, rng.split('init'), { numClasses: model.numClasses });
+  const train = buildClassifier(arch, { numClasses: model.numClasses, mode: 'train', weights: 'inputs' });
+  const target = train.builder.input('target', ['N', model.numClasses]);
+  const loss = crossEntropyGraph(train.builder, train.logits, target, model.numClasses, { epsilon: 0 });
+  train.builder.output(loss, []);
+  const graph = await graphFromOnnxModel(parseOnnxModel(train.builder.toBytes()));
+  const evalBuilt = buildClassifier(arch, { numClasses: model.numClasses, mode: 'eval', weights: 'inputs' });
+  const evalGraph = await graphFromOnnxModel(parseOnnxModel(evalBuilt.builder.toBytes()));
+  return {
+    train: {
+      graph,
+      input: train.input,
+      logits: train.logits,
+      loss,
+      specs: train.specs,
+      params: train.params,
+      buffers: train.buffers,
+      bufferUpdates: train.bufferUpdates,
+    },
+    evalGraph,
+    state,
+  };
+}
+
+/** torchvision ViT-B/16 at `imageSize` (position embedding interpolated by loadVitState); no buffers, eval = train forward. */
+function buildVitGraphs(model: ModelSpec, rng: Rng, overrides: OrtEngineOptions['vitConfig'] = {}): BuiltGraphs {
+  const config: VitConfig = { ...VIT_B_16, ...overrides, imageSize: model.imageSize, numClasses: model.numClasses };
+  const state = model.weights
+    ? loadVitState(config, model.weights, { rng: rng.split('head') })
+    : initVitState(config, rng.split('init'));
+  const withLoss = (n: number | 'N') => {
+    const built = buildVit(config, { weights: 'inputs', batch: n });
+    const g = built.graph;
+    const target = g.addInput('target', 'float32', [n, model.numClasses]);
+    const loss = crossEntropyGraph(g, built.logits, target, model.numClasses, { epsilon: 0 });
+    g.addOutput(loss, 'float32', []);
+    return { built, loss };
+  };
+  const { built, loss } = withLoss('N');
+  const evalGraph = buildVit(config, { weights: 'inputs' }).graph;
+  return {
+    train: {
+      graph: built.graph,
+      input: built.input,
+      logits: built.logits,
+      loss,
+      specs: built.specs,
+      params: built.params,
+      buffers: [],
+      bufferUpdates: new Map(),
+    },
+    trainGraphFor: (n) => withLoss(n).built.graph,
+    evalGraph,
+    state,
+  };
 }
 
 function makeOptimizer(params: string[], spec: OptimizerSpec): Optimizer {
