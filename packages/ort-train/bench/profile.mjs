@@ -1,24 +1,25 @@
 // Profiles one ResNet-18 training step (autodiff graph) and the eval forward with ONNX Runtime's
 // profiler and prints the time per op type (summed over nodes), so the backward's costly patterns
 // show up. Usage: node bench/profile.mjs [size=64] [batch=16]. Run after `npm run build`.
+// DIFFMIX_PROFILE_LIB=<dist/index.js of another build> profiles that build's graph instead (built the
+// way its bench did); DIFFMIX_BENCH_THREADS sets ORT's intra-op threads (1: least noise on a shared machine).
 import { readFileSync, rmSync } from 'node:fs';
 import { Rng } from '@diffmix/core';
 import * as ort from 'onnxruntime-node';
-import {
-  buildClassifier,
-  buildGradientGraph,
-  createGraphSession,
-  graphFromOnnxModel,
-  initClassifierState,
-  tensorOf,
-} from '../dist/index.js';
+import * as current from '../dist/index.js';
+
+const lib = process.env.DIFFMIX_PROFILE_LIB ? await import(process.env.DIFFMIX_PROFILE_LIB) : current;
+const { buildClassifier, buildGradientGraph, createGraphSession, initClassifierState, tensorOf } = lib;
+const threads = process.env.DIFFMIX_BENCH_THREADS ? { intraOpNumThreads: Number(process.env.DIFFMIX_BENCH_THREADS) } : {};
 
 const size = Number(process.argv[2] ?? 64);
 const BATCH = Number(process.argv[3] ?? 16);
 const CLASSES = 200;
 const state = initClassifierState('resnet18', Rng.fromSeed(0), { numClasses: CLASSES });
 const train = buildClassifier('resnet18', { state, mode: 'train', numClasses: CLASSES, inputShape: [BATCH, 3, size, size] });
-const g = train.graph.clone();
+const g = train.graph
+  ? train.graph.clone()
+  : await lib.graphFromOnnxModel((await import('@diffmix/onnx')).parseOnnxModel(train.builder.toBytes()));
 const target = new Float32Array(BATCH * CLASSES).fill(1 / CLASSES);
 g.addInitializer('target', tensorOf('float32', [BATCH, CLASSES], target));
 const logp = g.node('LogSoftmax', [train.logits], { axis: -1 });
@@ -61,12 +62,13 @@ function summarise(label, file) {
 }
 const prefixT = `/tmp/ort-train-profile-train-${process.pid}`;
 const trainSession = await createGraphSession(ort, tg.graph, {
-  sessionOptions: { enableProfiling: true, profileFilePrefix: prefixT },
+  sessionOptions: { ...threads, enableProfiling: true, profileFilePrefix: prefixT },
 });
 await warm(trainSession, { [train.input]: new ort.Tensor('float32', x, [BATCH, 3, size, size]) });
 const evalBuilt = buildClassifier('resnet18', { state, mode: 'eval', numClasses: CLASSES });
 const prefixE = `/tmp/ort-train-profile-eval-${process.pid}`;
 const evalSession = await ort.InferenceSession.create(evalBuilt.builder.toBytes(), {
+  ...threads,
   enableProfiling: true,
   profileFilePrefix: prefixE,
 });

@@ -11,8 +11,8 @@
 //
 // Writes bench-results/ort-train.json. Run after `npm run build`.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import * as ort from 'onnxruntime-node';
 import { Rng } from '@diffmix/core';
+import * as ort from 'onnxruntime-node';
 import * as cur from '../dist/index.js';
 
 const device = process.env.DIFFMIX_DEVICE ?? 'cpu';
@@ -24,19 +24,34 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const baselineDist = process.env.DIFFMIX_BASELINE_DIST;
 const base = baselineDist ? await import(baselineDist) : undefined;
 
-/** Times several sessions interleaved (one run of each per round), after one warm-up run each. */
+/**
+ * Times several sessions interleaved (one run of each per round), after one warm-up run each. Returns
+ * the median wall time per case; `cpu` holds the median process CPU time (user + system, all ORT
+ * threads) — on a shared, loaded machine with DIFFMIX_BENCH_THREADS=1 that is the stabler measure of
+ * the work a step does.
+ */
+const cpuMs = new Map();
 async function timeInterleaved(cases, reps) {
   for (const c of cases) await c.session.run(c.feeds);
   const t = cases.map(() => []);
+  const u = cases.map(() => []);
   for (let r = 0; r < reps; r++) {
     for (const [i, c] of cases.entries()) {
+      const c0 = process.cpuUsage();
       const t0 = performance.now();
       await c.session.run(c.feeds);
       t[i].push(performance.now() - t0);
+      const dc = process.cpuUsage(c0);
+      u[i].push((dc.user + dc.system) / 1000);
     }
   }
-  return t.map(median);
+  const wall = t.map(median);
+  cpuMs.set(wall, u.map(median));
+  return wall;
 }
+const cpuOf = (wall) => cpuMs.get(wall) ?? [];
+const threads = process.env.DIFFMIX_BENCH_THREADS ? Number(process.env.DIFFMIX_BENCH_THREADS) : undefined;
+const sessionOptions = { executionProviders: [device], ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}) };
 
 /** Label-smoothed CE appended to a `Graph` (same ops in every version of the package). */
 function addLoss(lib, g, logits, batch, classes) {
@@ -62,7 +77,7 @@ async function resnetTrainSession(lib, state, size, staticShapes) {
   const g = built.graph ? built.graph.clone() : await lib.graphFromOnnxModel(parseOnnxModel(built.builder.toBytes()));
   const loss = addLoss(lib, g, built.logits, BATCH, CLASSES);
   const tg = lib.buildGradientGraph(g, { loss, wrt: built.params });
-  const session = await lib.createGraphSession(ort, tg.graph, { sessionOptions: { executionProviders: [device] } });
+  const session = await lib.createGraphSession(ort, tg.graph, { sessionOptions });
   return { session, input: built.input, nodes: tg.graph.nodes.length };
 }
 
@@ -73,7 +88,7 @@ for (const size of sizes) {
   const feed = (name) => ({ [name]: new ort.Tensor('float32', x, [BATCH, 3, size, size]) });
   const train = await resnetTrainSession(cur, state, size, true);
   const evalBuilt = cur.buildClassifier('resnet18', { state, mode: 'eval', numClasses: CLASSES });
-  const evalSession = await cur.createGraphSession(ort, evalBuilt.graph, { sessionOptions: { executionProviders: [device] } });
+  const evalSession = await cur.createGraphSession(ort, evalBuilt.graph, { sessionOptions });
   const cases = [
     { session: train.session, feeds: feed(train.input) },
     { session: evalSession, feeds: feed(evalBuilt.input) },
@@ -84,7 +99,9 @@ for (const size of sizes) {
     cases.push({ session: old.session, feeds: feed(old.input) });
   }
   const reps = size >= 224 ? 3 : 8;
-  const [stepMs, fwdMs, oldMs] = await timeInterleaved(cases, reps);
+  const wall = await timeInterleaved(cases, reps);
+  const [stepMs, fwdMs, oldMs] = wall;
+  const [stepCpu, fwdCpu, oldCpu] = cpuOf(wall);
   results.push({
     model: 'resnet18',
     size,
@@ -93,12 +110,18 @@ for (const size of sizes) {
     trainImagesPerSecond: +((BATCH * 1000) / stepMs).toFixed(1),
     evalForwardMs: +fwdMs.toFixed(1),
     stepOverForwardRatio: +(stepMs / fwdMs).toFixed(2),
+    trainStepCpuMs: +stepCpu.toFixed(1),
+    evalForwardCpuMs: +fwdCpu.toFixed(1),
+    stepOverForwardCpuRatio: +(stepCpu / fwdCpu).toFixed(2),
     trainGraphNodes: train.nodes,
     ...(old
       ? {
           baselineStepMs: +oldMs.toFixed(1),
           baselineStepOverForwardRatio: +(oldMs / fwdMs).toFixed(2),
           speedupOverBaseline: +(oldMs / stepMs).toFixed(2),
+          baselineStepCpuMs: +oldCpu.toFixed(1),
+          baselineStepOverForwardCpuRatio: +(oldCpu / fwdCpu).toFixed(2),
+          cpuSpeedupOverBaseline: +(oldCpu / stepCpu).toFixed(2),
           baselineGraphNodes: old.nodes,
         }
       : {}),
@@ -109,7 +132,7 @@ for (const size of sizes) {
 
 if (typeof cur.buildVit === 'function' && !process.env.DIFFMIX_BENCH_NO_VIT) {
   const { vitBench } = await import('./vit.mjs');
-  for (const r of await vitBench(cur, { device, quick, timeInterleaved })) {
+  for (const r of await vitBench(cur, { quick, timeInterleaved, cpuOf, sessionOptions })) {
     results.push(r);
     console.error(JSON.stringify(r));
   }
@@ -120,6 +143,7 @@ const out = {
   date: new Date().toISOString(),
   node: process.version,
   device,
+  intraOpThreads: threads ?? 'ORT default',
   baseline: baselineDist ?? null,
   results,
 };

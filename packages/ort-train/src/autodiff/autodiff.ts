@@ -5,7 +5,7 @@
 import { InvalidArgumentError } from '@diffmix/core';
 import { attr, type Graph, type GraphNode, type Graph as GraphT, tensorOf } from '../graph/graph.js';
 import { constantValues, inferShapes } from '../graph/infer.js';
-import { FLOAT_TYPES, GradContext } from './context.js';
+import { FLOAT_TYPES, GradContext, type GradSettings } from './context.js';
 import {
   AUTODIFF_DOMAIN,
   FUSED_BN_OP,
@@ -29,6 +29,8 @@ export interface GradientGraphOptions {
   wrtAsInputs?: boolean;
   /** Lowering of normalisation ops (see `lowerForTraining`); running statistics become outputs. */
   lower?: LowerOptions;
+  /** Conv weight-gradient formulation (default `im2col` where shapes are static; see `GradSettings`). */
+  convWeightGradient?: GradSettings['convWeightGradient'];
 }
 
 export interface GradientGraph {
@@ -109,7 +111,12 @@ export function buildGradientGraph(forward: Graph, options: GradientGraphOptions
   }
   if (missing.size > 0) throw new UnsupportedOpsError(missing);
 
-  const ctx = new GradContext(g, info, constantValues(g));
+  const ctx = new GradContext(
+    g,
+    info,
+    constantValues(g),
+    options.convWeightGradient ? { convWeightGradient: options.convWeightGradient } : {},
+  );
   const grads = new Map<string, string[]>();
   const add = (v: string, gv: string) => {
     const list = grads.get(v) ?? [];

@@ -19,6 +19,16 @@ export const CAST_CODES: Partial<Record<OnnxDataType, number>> = {
   bool: 9,
 };
 
+/** Choices between equivalent gradient formulations (see `GradientGraphOptions`). */
+export interface GradSettings {
+  /**
+   * Conv weight gradient (group 1, static shapes): `im2col` (default) — one GEMM over an im2col of X;
+   * `swapped` — a convolution of the batch/channel-swapped X with dY (also used for groups and
+   * dynamic shapes).
+   */
+  convWeightGradient?: 'im2col' | 'swapped';
+}
+
 export class GradContext {
   private readonly shapeCache = new Map<string, string>();
   private readonly sizeCache = new Map<string, string>();
@@ -26,6 +36,7 @@ export class GradContext {
     readonly g: Graph,
     readonly info: Map<string, ValueInfo>,
     readonly consts: Map<string, { type: OnnxDataType; dims: number[]; data: ArrayLike<number | bigint> }>,
+    readonly settings: GradSettings = {},
   ) {}
 
   type(v: string): OnnxDataType {

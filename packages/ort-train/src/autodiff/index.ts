@@ -1,5 +1,6 @@
 export type { GradientGraph, GradientGraphOptions } from './autodiff.js';
 export { buildGradientGraph, UnsupportedOpsError } from './autodiff.js';
+export type { GradSettings } from './context.js';
 export { CAST_CODES, FLOAT_TYPES, GradContext } from './context.js';
 export type { FdCheckOptions, FdCheckResult } from './fdcheck.js';
 export { checkGradients } from './fdcheck.js';

@@ -185,6 +185,58 @@ describe('convolution, pooling, resize', () => {
       group: 3,
     }),
   );
+  it('Conv weight gradient: im2col GEMM and swapped convolution agree (3x3 s2 p1, 7x7 s2 p3, 1x1 s2, dilated)', async () => {
+    const { Graph } = graphModule;
+    const ort = await import('onnxruntime-node');
+    const { createGraphSession } = await import('../graph/convert.js');
+    const cases: [number[], number[], Record<string, number[]>][] = [
+      [[2, 3, 9, 9], [4, 3, 3, 3], { strides: [2, 2], pads: [1, 1, 1, 1] }],
+      [[1, 3, 11, 11], [2, 3, 7, 7], { strides: [2, 2], pads: [3, 3, 3, 3] }],
+      [[2, 4, 6, 6], [3, 4, 1, 1], { strides: [2, 2] }],
+      [[1, 2, 8, 7], [2, 2, 3, 2], { dilations: [2, 1], pads: [1, 0, 2, 1] }],
+    ];
+    for (const [xs, ws, attrs] of cases) {
+      const g = new Graph();
+      const n = (d: number[]) => d.reduce((a, b) => a * b, 1);
+      g.addInitializer(
+        'x',
+        tensorOf(
+          'float32',
+          xs,
+          Array.from({ length: n(xs) }, (_, i) => Math.sin(i * 0.61)),
+        ),
+      );
+      g.addInitializer(
+        'w',
+        tensorOf(
+          'float32',
+          ws,
+          Array.from({ length: n(ws) }, (_, i) => Math.cos(i * 0.43)),
+        ),
+      );
+      const y = g.node('Conv', ['x', 'w'], attrs);
+      const l = g.node('ReduceSum', [g.node('Mul', [y, y])], { keepdims: 0 });
+      g.addOutput(l, 'float32', []);
+      const grads: Float32Array[] = [];
+      for (const method of ['im2col', 'swapped'] as const) {
+        const tg = buildGradientGraph(g, { loss: l, wrt: ['w'], convWeightGradient: method });
+        expect(tg.graph.nodes.some((nd) => nd.opType === 'Gemm')).toBe(method === 'im2col');
+        const s = (await createGraphSession(ort as never, tg.graph)) as unknown as {
+          run(f: object): Promise<Record<string, { data: Float32Array }>>;
+        };
+        grads.push((await s.run({}))[tg.gradients.w as string]?.data as Float32Array);
+      }
+      const [a, b] = grads as [Float32Array, Float32Array];
+      let err = 0;
+      let mx = 0;
+      for (let i = 0; i < b.length; i++) {
+        err = Math.max(err, Math.abs((a[i] as number) - (b[i] as number)));
+        mx = Math.max(mx, Math.abs(b[i] as number));
+      }
+      expect(a.length).toBe(n(ws));
+      expect(err / mx).toBeLessThan(1e-5);
+    }
+  });
   it('Conv group 2 weight gradient with symbolic input dims (dynamic reshape path)', async () => {
     const { Graph } = graphModule;
     const { checkGradients } = await import('./fdcheck.js');

@@ -496,6 +496,16 @@ reg(['Conv'], ({ ctx, node, dy, needs }) => {
     // its own group's inputs only — depthwise (Cg = 1) included, without computing the C×O cross terms.
     const spatial = [...Array(k).keys()].map((i) => i + 2);
     const perm = [1, 0, ...spatial];
+    const im2col =
+      group === 1 && ctx.settings.convWeightGradient !== 'swapped'
+        ? im2colWeightGrad(ctx, node, x, g, ws, strides, dil, pads)
+        : undefined;
+    if (im2col) {
+      out[1] = im2col;
+      if (needs[2] && node.inputs[2])
+        out[2] = ctx.op('ReduceSum', [g, ctx.int64s([0, ...spatial])], { keepdims: 0 }, t, ctx.shape(input(node, 2)));
+      return out;
+    }
     let xt: string;
     if (group === 1) xt = ctx.op('Transpose', [x], { perm }, t, undefined);
     else {
@@ -563,6 +573,63 @@ reg(['Conv'], ({ ctx, node, dy, needs }) => {
   }
   return out;
 });
+
+/**
+ * Conv weight gradient as one GEMM (static shapes, group 1): im2col of X by a convolution with one-hot
+ * kernels ([N·C, 1, H, W] → [N·C, kh·kw, L]), then dW = dY[O, N·L] · colsᵀ[N·L, C·kh·kw]. The swapped
+ * convolution instead runs C thin GEMMs with kh·kw columns each (one per input channel), which ORT's
+ * CPU kernels execute far below peak. Undefined when a shape is not static.
+ */
+function im2colWeightGrad(
+  ctx: GradContext,
+  node: GraphNode,
+  x: string,
+  g: string,
+  ws: Dim[],
+  strides: number[],
+  dil: number[],
+  pads: number[],
+): string | undefined {
+  const xs = ctx.staticShape(x);
+  const ys = ctx.staticShape(output(node));
+  if (!xs || !ys || xs.length !== 4 || !ws.every((d) => typeof d === 'number')) return undefined;
+  const [n, c, h, w] = xs as [number, number, number, number];
+  const [o, , kh, kw] = ws as [number, number, number, number];
+  const l = (ys[2] as number) * (ys[3] as number);
+  const kk = kh * kw;
+  const t = ctx.type(x);
+  let cols: string;
+  const identity = kk === 1 && strides.every((s) => s === 1) && pads.every((p) => p === 0);
+  if (identity) cols = x;
+  else {
+    const eye = new Array<number>(kk * kk).fill(0);
+    for (let i = 0; i < kk; i++) eye[i * kk + i] = 1;
+    const kernel = ctx.set(ctx.g.constant(tensorOf(t, [kk, 1, kh, kw], eye), 'im2col_eye'), t, [kk, 1, kh, kw]);
+    const x1 = ctx.op('Reshape', [x, ctx.int64s([n * c, 1, h, w])], {}, t, [n * c, 1, h, w]);
+    cols = ctx.op('Conv', [x1, kernel], { strides, dilations: dil, pads, kernel_shape: [kh, kw] }, t, [
+      n * c,
+      kk,
+      ys[2] as number,
+      ys[3] as number,
+    ]);
+  }
+  const colsT = ctx.op(
+    'Transpose',
+    [ctx.op('Reshape', [cols, ctx.int64s([n, c * kk, l])], {}, t, [n, c * kk, l])],
+    { perm: [1, 0, 2] },
+    t,
+    [c * kk, n, l],
+  );
+  const gT = ctx.op('Transpose', [ctx.op('Reshape', [g, ctx.int64s([n, o, l])], {}, t, [n, o, l])], { perm: [1, 0, 2] }, t, [
+    o,
+    n,
+    l,
+  ]);
+  const a = ctx.op('Reshape', [gT, ctx.int64s([o, n * l])], {}, t, [o, n * l]);
+  const b = ctx.op('Reshape', [colsT, ctx.int64s([c * kk, n * l])], {}, t, [c * kk, n * l]);
+  const dw = ctx.op('Gemm', [a, b], { transB: 1 }, t, [o, c * kk]);
+  return ctx.op('Reshape', [dw, ctx.int64s([o, c, kh, kw])], {}, t, ws);
+}
 
 reg(['MaxPool'], ({ ctx, node, dy }) => {
   const x = input(node, 0);
