@@ -30,29 +30,38 @@ afterAll(async () => {
 });
 
 describe('diffmix demo', () => {
-  it('runs in a reduced mode, writes the report and prints JSON with --json', async () => {
+  it('runs the whole pipeline in --quick mode: samples, filters, trains three runs, writes the report', async () => {
     const out = path.join(tmp, 'demo');
-    const r = await diffmix(['demo', '--out', out, '--classes', '3', '--per-class', '4', '--test-per-class', '2', '--shots', '2', '--json']);
+    const r = await diffmix(['demo', '--quick', '--out', out, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout);
-    expect(result.dataset).toEqual({ classes: 3, train: 12, test: 6, fewShotTrain: 6 });
-    expect(result.stages.filter((s: { status: string }) => s.status === 'done').map((s: { name: string }) => s.name)).toContain('toy dataset');
+    expect(result.dataset).toEqual({ classes: 3, train: 12, test: 12 });
+    // Multiplier 1: one synthetic image per training image and strategy; the filter drops the lowest 10 %.
+    expect(result.synthetic['diff-mix'].generated).toBe(12);
+    expect(result.synthetic['diff-mix'].kept).toBeLessThan(12);
+    expect(result.runs.map((x: { method: string }) => x.method)).toEqual(['real only', 'Diff-Mix', 'Diff-Aug']);
+    expect(result.runs[1].syntheticImages).toBe(result.synthetic['diff-mix'].kept);
+    expect(result.stages.every((s: { status: string }) => s.status === 'done')).toBe(true);
     const report = await readFile(path.join(out, 'report.md'), 'utf8');
-    expect(report).toContain('| 0.5 | 0.574 | 0.707 |'); // 0.5^0.8 and 0.5^0.5
-    expect(report).toContain('not implemented');
-    expect(existsSync(path.join(out, 'classes.png'))).toBe(true);
+    expect(report).toContain('| Diff-Mix | 10 |');
+    for (const f of ['report.html', 'strength-grid.png', 'curve-test-top1.png', 'clip-scores-diff-mix.png', 'samples-diff-mix.png', 'runs/diff-mix/run.json'])
+      expect(existsSync(path.join(out, f)), f).toBe(true);
+    // The runs are 'diffmix report' inputs.
+    const rep = await diffmix(['report', path.join(out, 'runs', 'real-only'), path.join(out, 'runs', 'diff-mix'), '--out', path.join(out, 'cmp'), '--json']);
+    expect(rep.code, rep.stderr).toBe(0);
+    expect(JSON.parse(rep.stdout).methods).toEqual(['real only', 'Diff-Mix']);
   });
 
-  it('is repeatable: a second run over the same folder gives the same dataset', async () => {
-    const out = path.join(tmp, 'again');
-    const args = ['demo', '--out', out, '--classes', '2', '--per-class', '3', '--test-per-class', '1', '--shots', '1', '--json'];
-    const a = await diffmix(args);
+  it('resumes: a second run over the same folder regenerates nothing and gives the same numbers', async () => {
+    const out = path.join(tmp, 'demo');
     const image = path.join(out, 'toy', 'train', '001.red-striped_circle', '0002.png');
     const first = await readFile(image);
-    const b = await diffmix(args);
-    expect(a.code, a.stderr).toBe(0);
-    expect(b.code, b.stderr).toBe(0);
-    expect(JSON.parse(b.stdout).dataset).toEqual(JSON.parse(a.stdout).dataset);
+    const runBefore = JSON.parse(await readFile(path.join(out, 'runs', 'diff-mix', 'run.json'), 'utf8'));
+    const r = await diffmix(['demo', '--quick', '--out', out, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result.runs[1].top1Best).toBe(runBefore.best.top1);
+    expect(result.stages.find((s: { name: string }) => s.name === 'sample Diff-Mix').detail).toContain('0 generated now');
     expect(await readFile(image)).toEqual(first);
   });
 
@@ -60,9 +69,9 @@ describe('diffmix demo', () => {
     const r = await diffmix(['demo', '--out', path.join(tmp, 'bad'), '--classes', 'zero']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--classes');
-    const s = await diffmix(['demo', '--out', path.join(tmp, 'bad'), '--shots', '9', '--per-class', '3']);
+    const s = await diffmix(['demo', '--out', path.join(tmp, 'bad'), '--classes', '9']);
     expect(s.code).toBe(2);
-    expect(s.stderr).toContain('--shots');
+    expect(s.stderr).toContain('--classes');
   });
 });
 
