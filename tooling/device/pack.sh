@@ -31,6 +31,9 @@ for m in ${EXTRA_MODULES:-}; do
   # Keep linux-x64 binaries only (the webgpu package ships every platform).
   find "$tmp/$m" -type d \( -name 'darwin*' -o -name 'win32*' -o -name '*arm64*' \) -prune -exec rm -rf {} +
 done
+# A prepared node_modules folder to merge (e.g. the optional tfjs webgpu backend, pruned to the
+# files Node loads: see docs/gpu.md).
+if [ -n "${EXTRA_NODE_MODULES:-}" ]; then cp -r "$EXTRA_NODE_MODULES"/. "$tmp"/; fi
 (cd "$tmp" && tar cf - .) | xz -T2 -6 > "$dev/modules.tar.xz"
 
 externals=(--external:onnxruntime-node --external:onnxruntime-common --external:sharp --external:webgpu '--external:@tensorflow/*')

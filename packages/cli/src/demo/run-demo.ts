@@ -282,7 +282,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         seed,
         outDir: dir,
         ...(records ? { synthetic: { records, probability: p } } : {}),
-        transform: { resize: CLASSIFIER_SIZE },
         progress: progressMode,
         ...(options.signal ? { signal: options.signal } : {}),
       });
