@@ -117,7 +117,10 @@ describe('ORT engine', () => {
   it('trains a (tiny) ViT with torchvision ViT keys', async () => {
     // ViT-B/16's graph and keys at a test size: width 32, 2 layers, 2 heads, patch 8 (ViT-B/16 itself
     // is 86 M parameters, too heavy for CI).
-    const e = await createOrtEngine({ device: 'cpu', vitConfig: { hiddenDim: 32, numLayers: 2, numHeads: 2, mlpDim: 64, patchSize: 8 } });
+    const e = await createOrtEngine({
+      device: 'cpu',
+      vitConfig: { hiddenDim: 32, numLayers: 2, numHeads: 2, mlpDim: 64, patchSize: 8 },
+    });
     await e.init({ arch: 'vit_b_16', numClasses: 3, imageSize: 16, seed: 0 }, { kind: 'adamw', lr: 1e-3, weightDecay: 0.05 });
     const state = await e.getState();
     expect(state.model.get('heads.head.weight')?.shape).toEqual([3, 32]);
