@@ -38,6 +38,8 @@ export interface LoopState {
   history: unknown[];
   /** Engine step count. */
   engineStep: number;
+  /** Synthetic samples seen so far in the current epoch (so a mid-epoch resume reports the epoch whole). */
+  epochSynthetic?: number;
 }
 
 export function checkpointDir(outDir: string): string {

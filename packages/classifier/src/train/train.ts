@@ -297,7 +297,7 @@ export async function trainClassifier(options: TrainClassifierOptions): Promise<
       const epoch = loop.epoch;
       // Losses of this epoch's steps already done before a mid-epoch resume.
       const epochStart = epoch * plan.stepsPerEpoch;
-      let synthetic = 0;
+      let synthetic = loop.epochSynthetic ?? 0;
       for await (const batch of plan.batches(epoch, loop.batch, options.signal)) {
         if (options.signal?.aborted) throw new AbortedError();
         const step = loop.globalStep;
@@ -314,6 +314,7 @@ export async function trainClassifier(options: TrainClassifierOptions): Promise<
         loop.globalStep++;
         loop.batch = batch.index + 1;
         synthetic += batch.synthetic;
+        loop.epochSynthetic = synthetic;
         stepsThisRun++;
         progress.tick();
         options.onStep?.({ epoch, batch: batch.index, globalStep: step, loss, lr: stepLr });
@@ -324,7 +325,7 @@ export async function trainClassifier(options: TrainClassifierOptions): Promise<
         epoch,
         trainLoss: losses.reduce((a, b) => a + b, 0) / Math.max(1, losses.length),
         lr: loop.stepLrs[loop.stepLrs.length - 1] ?? 0,
-        syntheticFraction: synthetic / Math.max(1, (plan.stepsPerEpoch - 0) * batchSize),
+        syntheticFraction: synthetic / Math.max(1, plan.stepsPerEpoch * batchSize),
       };
       if ((epoch + 1) % evalEvery === 0 || epoch === epochs - 1) {
         const m = await evaluate(engine, dataset.test, numClasses, evalOptions);
@@ -335,6 +336,7 @@ export async function trainClassifier(options: TrainClassifierOptions): Promise<
       history.push(record);
       loop.epoch++;
       loop.batch = 0;
+      loop.epochSynthetic = 0;
       await save();
     }
   } catch (err) {
