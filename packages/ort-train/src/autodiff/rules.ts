@@ -261,7 +261,15 @@ reg(['MatMul'], ({ ctx, node, dy, needs }) => {
     if (ra === 1) d = ctx.op('Squeeze', [d, ctx.int64s([-2])], {}, t, undefined);
     ga = ctx.reduceTo(d, a);
   }
-  if (needs[1]) {
+  const kDim = ctx.shape(a)?.[ra - 1];
+  const mDim = ctx.shape(b)?.[1];
+  if (needs[1] && rb === 2 && ra >= 3 && typeof kDim === 'number' && typeof mDim === 'number') {
+    // A weight shared over batch dims (x·W, x [.., S, K]): one GEMM over the flattened rows instead of
+    // a batched product [.., K, M] summed afterwards — N× less output and no ReduceSum.
+    const a2d = ctx.op('Reshape', [a, ctx.int64s([-1, kDim])], {}, t, [null, kDim]);
+    const g2d = ctx.op('Reshape', [g, ctx.int64s([-1, mDim])], {}, t, [null, mDim]);
+    gb = ctx.op('Gemm', [a2d, g2d], { transA: 1 }, t, [kDim, mDim]);
+  } else if (needs[1]) {
     let d = ctx.op('MatMul', [transposeLast2(ctx, a2, node), g2], {}, t, undefined);
     if (rb === 1) d = ctx.op('Squeeze', [d, ctx.int64s([-1])], {}, t, undefined);
     gb = ctx.reduceTo(d, b);
