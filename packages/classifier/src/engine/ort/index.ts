@@ -150,6 +150,10 @@ export class OrtEngine implements ClassifierEngine {
     // The eval session decides the provider (the first that opens); the training session follows.
     const candidates = this.device === 'auto' ? ['cuda', 'webgpu', 'cpu'] : [this.device];
     const failures: string[] = [];
+    // A missing provider is an expected answer under `auto`: quiet ORT's process-wide logger while
+    // trying (it would print the provider bridge's load error), restore it after.
+    const previousLogLevel = ort.env.logLevel;
+    if (this.device === 'auto') ort.env.logLevel = 'fatal';
     for (const provider of candidates) {
       try {
         this.evalSession = (await createGraphSession(ort, evalGraph, {
@@ -169,6 +173,7 @@ export class OrtEngine implements ClassifierEngine {
         failures.push(`${provider}: ${String((err as Error).message).split('\n')[0]}`);
       }
     }
+    if (this.device === 'auto') ort.env.logLevel = previousLogLevel ?? 'warning';
     if (!this.evalSession) {
       throw new InvalidArgumentError(
         'device',
@@ -236,8 +241,8 @@ export class OrtEngine implements ClassifierEngine {
     const read = (name: string) => (out[name] as ort.Tensor).data as Float32Array;
     const loss = read(this.loss)[0] as number;
     const grads = new Map<string, Float32Array>();
-    // Copies: ORT may reuse its output buffers on the next run.
-    for (const [p, o] of this.grads) grads.set(p, Float32Array.from(read(o)));
+    // No copies: the update below consumes the gradients before the next run.
+    for (const [p, o] of this.grads) grads.set(p, read(o));
     for (const g of opt.groups) g.lr = lr;
     opt.step(this.values, grads);
     for (const [b, o] of this.bufferUpdates) (this.values.get(b) as Float32Array).set(read(o));
