@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (no Node there): unpacks what pack.sh prepared, then runs each bundled bench
 # with the given device and PyTorch's reference on the same card, collecting results under $OUT.
-#   bash tooling/device/run.sh webgpu ort-train/bench/run.mjs classifier/bench/tfjs.mjs
+#   bash tooling/device/run.sh webgpu ort-train/bench/run.mjs "classifier/bench/tfjs.mjs --backend webgpu"
+# Each argument after the device is a bundled script (relative to .device/bench) with its own flags;
+# DIFFMIX_DEVICE is set to the device for every one.
 set -uo pipefail
 device=${1:-webgpu}; shift || true
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -13,9 +15,9 @@ xz -dc "$dev/node.xz" > /tmp/node && chmod +x /tmp/node
 mkdir -p "$dev/bench/node_modules" && tar xJf "$dev/modules.tar.xz" -C "$dev/bench/node_modules"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 for b in "$@"; do
-  name=$(echo "$b" | tr '/' '_')
+  name=$(echo "${b%% *}" | tr '/' '_')
   echo "== $b ($device)"
-  (cd "$dev/bench" && DIFFMIX_DEVICE=$device timeout "${BENCH_TIMEOUT:-240}" /tmp/node "$b" --device "$device") > "$OUT/$name.log" 2>&1
+  (cd "$dev/bench" && DIFFMIX_DEVICE=$device timeout "${BENCH_TIMEOUT:-240}" /tmp/node $b) > "$OUT/$name.log" 2>&1
   echo "rc=$?"; tail -n 25 "$OUT/$name.log"
 done
 find "$dev/bench" -path '*bench-results/*.json' -exec cp {} "$OUT/" \;
