@@ -7,9 +7,9 @@ export type EngineChoice = EngineName | 'auto';
 
 /**
  * What `engine: 'auto'` picks: the engine the bench measured faster on the development machine.
- * `npm run bench` (bench-results/classifier.json, 2-core CPU, 2026-11-26): see the README's
- * benchmark table; ORT's generated training graph beat the tfjs CPU backend (pure JS kernels) on
- * every model and size measured, so `auto` = `ort`. Re-run the bench where tfjs-node / webgpu exist.
+ * `npm run bench` (bench-results/classifier.json, 2-core CPU, 2026-11-26): ORT trained the small CNN
+ * ×69 (64²) and ×51 (224²) faster than tfjs on its pure-JS CPU backend (the only tfjs backend that
+ * installs here); see the README's benchmark table. Re-run the bench where tfjs-node / webgpu exist.
  */
 export const AUTO_ENGINE: EngineName = 'ort';
 
