@@ -109,4 +109,9 @@ export interface ClassifierEngine {
 export interface EngineOptions {
   /** Execution device / backend request: `cpu`, `webgpu`, `cuda`, or `auto` (default). */
   device?: string;
+  /**
+   * Engine-specific backend to force (tfjs: `tensorflow-gpu`, `tensorflow`, `webgpu`, `cpu`, `auto`);
+   * engines without such a choice ignore it.
+   */
+  backend?: string;
 }

@@ -25,8 +25,11 @@ import { type BatchStats, type ModelDefOptions, modelDef, type TfjsModelDef } fr
 import { SLOT_NAMES, updateParam } from './optim.js';
 
 export interface TfjsEngineOptions extends EngineOptions {
-  /** Forces one tfjs backend (`tensorflow-gpu`, `tensorflow`, `webgpu`, `cpu`); `auto` by default. */
-  backend?: TfjsBackendName | 'auto';
+  /**
+   * Forces one tfjs backend (`tensorflow-gpu`, `tensorflow`, `webgpu`, `cpu`); `auto` by default. A
+   * string (the loop passes it through from config / CLI): anything else is an InvalidArgumentError.
+   */
+  backend?: TfjsBackendName | 'auto' | (string & {});
   /** Architecture overrides (tests: a tiny ViT). */
   model?: ModelDefOptions;
 }
@@ -290,7 +293,7 @@ class TfjsEngine implements ClassifierEngine {
  */
 export async function createTfjsEngine(options: TfjsEngineOptions = {}): Promise<ClassifierEngine> {
   const request: BackendRequest = {};
-  if (options.backend !== undefined) request.backend = options.backend;
+  if (options.backend !== undefined) request.backend = options.backend as TfjsBackendName; // validated in candidates()
   if (options.device !== undefined) request.device = options.device;
   const selected = await selectBackend(request);
   // After the backend import, so that a tfjs package that brings tfjs's own rules keeps them.
