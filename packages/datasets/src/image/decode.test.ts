@@ -1,12 +1,12 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ImageDecodeError, NotFoundError } from '@diffmix/core';
+import { ImageDecodeError, NotFoundError, Rng } from '@diffmix/core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeImage, decodeRecord, encodePng, transformImage } from './decode.js';
 import { cropImage, flipHorizontal } from './pixels.js';
-import { crop, horizontalFlip, resize } from './steps.js';
+import { crop, horizontalFlip, randomCrop, randomCropRegion, resize } from './steps.js';
 import type { RgbImage } from './types.js';
 
 let dir: string;
@@ -278,5 +278,29 @@ describe('encodePng', () => {
 
   it('checks the buffer size', async () => {
     await expect(encodePng(new Uint8Array(10), 2, 2)).rejects.toThrow(/expected 12 bytes/);
+  });
+});
+
+describe('RandomCrop with padding in the decode pass', () => {
+  it('returns the padded window with the right size and pixels, also when the window reaches into the padding', async () => {
+    // A gradient, so a misplaced window or wrong stride shows up in the pixels.
+    const w = 40;
+    const h = 40;
+    const src = new Uint8Array(w * h * 3);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) src.set([x * 6, y * 6, (x + y) * 3], (y * w + x) * 3);
+    const png = await encodePng(src, w, h);
+    // The classifier's chain: Resize(37) then RandomCrop(32, padding 4) — one libvips pass (resize,
+    // extract, extend). Reference: the resized image, cropped with zero fill in JavaScript.
+    const resized = await decodeImage(png, { steps: [resize(37, 37)] });
+    let partlyPadded = 0;
+    for (let seed = 0; seed < 60; seed++) {
+      const out = await decodeImage(png, { steps: [resize(37, 37), randomCrop(32, { padding: 4 })], rng: Rng.fromSeed(seed) });
+      const region = randomCropRegion(37, 37, 32, Rng.fromSeed(seed), { padding: 4 });
+      if (region.left < 0 || region.top < 0 || region.left + 32 > 37 || region.top + 32 > 37) partlyPadded++;
+      expect([out.width, out.height], `seed ${seed}`).toEqual([32, 32]);
+      expect(out.data.length).toBe(32 * 32 * 3);
+      expect(Buffer.from(out.data).equals(Buffer.from(cropImage(resized, region).data)), `seed ${seed}`).toBe(true);
+    }
+    expect(partlyPadded).toBeGreaterThan(10);
   });
 });

@@ -131,15 +131,30 @@ function applyStage(pipeline: Sharp, stage: PlanStage, options: DecodeOptions): 
   return pipeline;
 }
 
-async function runPass(pipeline: Sharp): Promise<RgbImage> {
+/** Output size of one planned pass: the last crop (or resize, or input), plus the zero padding. */
+export function stageOutputSize(stage: PlanStage): { width: number; height: number } {
+  const base = stage.post ?? stage.resize ?? stage.pre ?? { width: stage.inWidth, height: stage.inHeight };
+  const pad = stage.pad ?? { left: 0, right: 0, top: 0, bottom: 0 };
+  return { width: base.width + pad.left + pad.right, height: base.height + pad.top + pad.bottom };
+}
+
+/**
+ * Runs a pass. `expected` is the size the plan computed: sharp's `info` reports the size *before*
+ * `extend` when a pass crops and then pads (seen with sharp 0.35 whenever a RandomCrop window reaches
+ * into the padding), while the pixels are the padded ones — so the plan's size is used, and the
+ * buffer length is checked against it.
+ */
+async function runPass(pipeline: Sharp, expected?: { width: number; height: number }): Promise<RgbImage> {
   const { data, info } = await pipeline.toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`);
-  return {
-    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-    width: info.width,
-    height: info.height,
-    channels: 3,
-  };
+  const width = expected?.width ?? info.width;
+  const height = expected?.height ?? info.height;
+  if (data.byteLength !== width * height * 3) {
+    throw new Error(
+      `libvips returned ${data.byteLength} bytes for a ${width}×${height} RGB image (info says ${info.width}×${info.height})`,
+    );
+  }
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height, channels: 3 };
 }
 
 /** Builds the plan of `steps` on an image of the given (oriented) size. */
@@ -157,7 +172,10 @@ async function runRemainingStages(first: RgbImage, plan: GeometryPlan, from: num
   let img = first;
   for (let i = from; i < plan.stages.length; i++) {
     const p = sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } });
-    img = await runPass(applyStage(p, plan.stages[i] as PlanStage, options).raw({ depth: 'uchar' }));
+    img = await runPass(
+      applyStage(p, plan.stages[i] as PlanStage, options).raw({ depth: 'uchar' }),
+      stageOutputSize(plan.stages[i] as PlanStage),
+    );
   }
   return img;
 }
@@ -191,7 +209,10 @@ export async function decodeImage(source: ImageSource, options: DecodeOptions = 
       await runPass(toRgb8(sharp(bytes, input), options));
       return blankImage(plan.width, plan.height);
     }
-    const first = await runPass(toRgb8(applyStage(sharp(bytes, input), plan.stages[0] as PlanStage, options), options));
+    const first = await runPass(
+      toRgb8(applyStage(sharp(bytes, input), plan.stages[0] as PlanStage, options), options),
+      stageOutputSize(plan.stages[0] as PlanStage),
+    );
     return await runRemainingStages(first, plan, 1, options);
   } catch (err) {
     if (err instanceof InvalidArgumentError) throw err;
