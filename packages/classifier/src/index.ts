@@ -33,7 +33,7 @@ export {
   trainDecodeSteps,
   trainSteps,
 } from './data/transforms.js';
-export { AUTO_ENGINE, createEngine, type EngineChoice } from './engine/create.js';
+export { AUTO_ENGINE, createEngine, type EngineChoice, probeTfjsBackends, type TfjsBackendProbe } from './engine/create.js';
 export { createOrtEngine, type OrtDevice, OrtEngine, type OrtEngineOptions } from './engine/ort/index.js';
 export type * from './engine/types.js';
 export { type FewShotOptions, type FewShotRow, type MeanStd, meanStd, runFewShot, type Shots } from './fewshot.js';

@@ -83,6 +83,10 @@ describe('diffmix info', () => {
     expect(info.packages['@diffmix/core']).toMatch(/^\d+\.\d+\.\d+/);
     expect(info.sharp.version).toMatch(/^\d+\.\d+/);
     expect(typeof info.gpu.usable).toBe('boolean');
+    expect(info.packages['@diffmix/classifier']).toMatch(/^\d+\.\d+\.\d+/);
+    // The pure-JS tfjs backend is a regular dependency: it must initialise everywhere.
+    expect(info.classifier.tfjsBackends.find((b: { backend: string }) => b.backend === 'cpu')).toMatchObject({ usable: true });
+    expect(info.classifier.autoEngine).toBe('ort');
   });
 
   it('unknown commands exit with 2', async () => {

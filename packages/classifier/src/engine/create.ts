@@ -30,3 +30,28 @@ export async function createEngine(choice: EngineChoice = 'auto', options: Engin
   }
   throw new InvalidArgumentError('engine', `must be 'ort', 'tfjs' or 'auto', got ${JSON.stringify(choice)}`);
 }
+
+export interface TfjsBackendProbe {
+  backend: string;
+  usable: boolean;
+  /** What runs (with versions) when usable; why not (and how to install it) otherwise. */
+  detail: string;
+}
+
+/**
+ * Tries every tfjs backend in the engine's preference order (for `diffmix info`). Activating a
+ * backend makes it tfjs's current one: call this in a process that will not train with tfjs next.
+ */
+export async function probeTfjsBackends(): Promise<TfjsBackendProbe[]> {
+  const mod = await import('./tfjs/index.js');
+  const out: TfjsBackendProbe[] = [];
+  for (const name of mod.TFJS_BACKENDS) {
+    try {
+      const selected = await mod.selectTfjsBackend({ backend: name });
+      out.push({ backend: name, usable: true, detail: selected.description });
+    } catch (err) {
+      out.push({ backend: name, usable: false, detail: (err as Error).message });
+    }
+  }
+  return out;
+}

@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { AUTO_ENGINE, probeTfjsBackends } from '@diffmix/classifier';
 import { imageIoInfo } from '@diffmix/datasets';
 import { availableProviders, ort, probeDevices } from '@diffmix/diffusion';
 import type { Command } from 'commander';
@@ -11,7 +12,13 @@ export interface InfoReport {
   memoryGiB: number;
   packages: Record<string, string>;
   sharp: { version: string | null; libvips: string | null };
-  onnxruntime: { version: string | null; providersListed: string[]; devices: Array<{ device: string; usable: boolean; reason?: string }> };
+  onnxruntime: {
+    version: string | null;
+    providersListed: string[];
+    devices: Array<{ device: string; usable: boolean; reason?: string }>;
+  };
+  /** Classifier engines: the tfjs backends that initialise here, and what `--engine auto` picks. */
+  classifier: { autoEngine: string; tfjsBackends: Array<{ backend: string; usable: boolean; detail: string }> };
   gpu: { usable: boolean; devices: string[] };
 }
 
@@ -28,6 +35,7 @@ export async function collectInfo(): Promise<InfoReport> {
     packages: await readPackageVersions(),
     sharp: { version: io.sharp, libvips: io.libvips },
     onnxruntime: { version: ort.env.versions?.node ?? null, providersListed: availableProviders(), devices },
+    classifier: { autoEngine: AUTO_ENGINE, tfjsBackends: await probeTfjsBackends() },
     gpu: { usable: gpus.length > 0, devices: gpus },
   };
 }
@@ -52,6 +60,10 @@ export function registerInfo(program: Command): void {
           .map((d) => `${d.device} ${d.usable ? 'usable' : 'not usable'}`)
           .join(', ')}`,
         ...info.onnxruntime.devices.filter((d) => !d.usable).map((d) => `  ${d.device}: ${d.reason}`),
+        `classifier engine (auto): ${info.classifier.autoEngine}; tfjs backends: ${info.classifier.tfjsBackends
+          .map((b) => `${b.backend} ${b.usable ? 'usable' : 'not usable'}`)
+          .join(', ')}`,
+        ...info.classifier.tfjsBackends.filter((b) => !b.usable).map((b) => `  ${b.backend}: ${b.detail}`),
         `gpu: ${info.gpu.usable ? info.gpu.devices.join(', ') : 'none usable'}`,
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
