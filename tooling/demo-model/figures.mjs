@@ -38,18 +38,25 @@ const real = (c, i, split = 'test') => renderToyImage(classes[c], toyImageRng(99
 
 /**
  * Patch-colour features: the fraction of pixels whose colour is within 60 (RGB distance) of each toy
- * patch colour. Bodies and backgrounds are muted, so these pixels are almost only the class's patch.
+ * chromatic patch colour and saturated (HSV saturation > 0.6). Toy bodies and backgrounds
+ * are muted, so these pixels are almost only the class's patch (same rule as the cli's
+ * `patchColourFeatures`).
  */
 export function colourFeatures(img) {
-  const cols = Object.values(TOY_COLOURS);
+  // White is left out: it cannot be told from a bright background.
+  const cols = Object.entries(TOY_COLOURS)
+    .filter(([name]) => name !== 'white')
+    .map(([, c]) => c);
   const f = new Array(cols.length).fill(0);
   const n = img.width * img.height;
   for (let p = 0; p < n; p++) {
     const r = img.data[3 * p];
     const g = img.data[3 * p + 1];
     const b = img.data[3 * p + 2];
+    const mx = Math.max(r, g, b);
+    const sat = mx > 0 ? (mx - Math.min(r, g, b)) / mx : 0;
     cols.forEach((c, k) => {
-      if ((r - c[0]) ** 2 + (g - c[1]) ** 2 + (b - c[2]) ** 2 < 60 * 60) f[k] += 1 / n;
+      if ((r - c[0]) ** 2 + (g - c[1]) ** 2 + (b - c[2]) ** 2 < 60 * 60 && sat > 0.6) f[k] += 1 / n;
     });
   }
   return f;
