@@ -22,7 +22,8 @@ export const CAST_CODES: Partial<Record<OnnxDataType, number>> = {
 /** Choices between equivalent gradient formulations (see `GradientGraphOptions`). */
 export interface GradSettings {
   /**
-   * Conv weight gradient (group 1, static shapes): `im2col` (default) — one GEMM over an im2col of X;
+   * Conv weight gradient (group 1, 2-D, static shapes): `im2col` (default) — the im2col product as GEMMs
+   * (per kernel offset over strided windows of X, or one GEMM over an explicit im2col for large outputs);
    * `swapped` — a convolution of the batch/channel-swapped X with dY (also used for groups and
    * dynamic shapes).
    */

@@ -185,7 +185,7 @@ describe('convolution, pooling, resize', () => {
       group: 3,
     }),
   );
-  it('Conv weight gradient: im2col GEMM and swapped convolution agree (3x3 s2 p1, 7x7 s2 p3, 1x1 s2, dilated)', async () => {
+  it('Conv weight gradient: im2col GEMMs (per-offset and explicit) and swapped convolution agree', async () => {
     const { Graph } = graphModule;
     const ort = await import('onnxruntime-node');
     const { createGraphSession } = await import('../graph/convert.js');
@@ -194,6 +194,9 @@ describe('convolution, pooling, resize', () => {
       [[1, 3, 11, 11], [2, 3, 7, 7], { strides: [2, 2], pads: [3, 3, 3, 3] }],
       [[2, 4, 6, 6], [3, 4, 1, 1], { strides: [2, 2] }],
       [[1, 2, 8, 7], [2, 2, 3, 2], { dilations: [2, 1], pads: [1, 0, 2, 1] }],
+      // ≥ 1024 output positions: the explicit-im2col form.
+      [[1, 2, 34, 34], [3, 2, 3, 3], { pads: [1, 1, 1, 1] }],
+      [[1, 2, 67, 66], [2, 2, 3, 3], { strides: [2, 2], pads: [0, 1, 1, 0] }],
     ];
     for (const [xs, ws, attrs] of cases) {
       const g = new Graph();

@@ -506,7 +506,7 @@ reg(['Conv'], ({ ctx, node, dy, needs }) => {
     const perm = [1, 0, ...spatial];
     const im2col =
       group === 1 && ctx.settings.convWeightGradient !== 'swapped'
-        ? im2colWeightGrad(ctx, node, x, g, ws, strides, dil, pads)
+        ? gemmWeightGrad(ctx, node, x, g, ws, strides, dil, pads)
         : undefined;
     if (im2col) {
       out[1] = im2col;
@@ -583,12 +583,109 @@ reg(['Conv'], ({ ctx, node, dy, needs }) => {
 });
 
 /**
+ * Conv weight gradient as GEMMs (static shapes, group 1, 2-D): with Xt = X transposed to [C, N, H, W]
+ * and zero-padded, each kernel offset (i, j) is a strided window Xt[:, :, i·dh + s·p, j·dw + s·q] of
+ * shape [C, N·L], and dW[:, :, i, j] = dY[O, N·L] · windowᵀ — kh·kw GEMMs with M = O, N = C and K = N·L.
+ * The swapped convolution instead runs C thin GEMMs with kh·kw columns each (one per input channel),
+ * which ORT's CPU kernels execute far below peak, and the im2col matrix is never materialised here.
+ * Undefined when a shape is not static.
+ */
+/**
+ * Conv weight gradient as GEMMs (static shapes, group 1, 2-D). Two forms of the same im2col product,
+ * chosen by the output size: per-offset GEMMs over strided windows of X when the output has fewer than
+ * 1024 positions, an explicit im2col (one-hot-kernel convolution) and a single GEMM for larger outputs,
+ * where the strided Slice copies cost more than the im2col convolution (ResNet-18, batch 16, CPU time:
+ * per-offset 1.2× faster than explicit im2col at 64², explicit 1.1× faster for 224²'s early layers).
+ */
+function gemmWeightGrad(
+  ctx: GradContext,
+  node: GraphNode,
+  x: string,
+  g: string,
+  ws: Dim[],
+  strides: number[],
+  dil: number[],
+  pads: number[],
+): string | undefined {
+  const ys = ctx.staticShape(output(node));
+  const l = ys && ys.length === 4 ? (ys[2] as number) * (ys[3] as number) : 0;
+  return l >= 1024
+    ? explicitIm2colWeightGrad(ctx, node, x, g, ws, strides, dil, pads)
+    : offsetsWeightGrad(ctx, node, x, g, ws, strides, dil, pads);
+}
+function offsetsWeightGrad(
+  ctx: GradContext,
+  node: GraphNode,
+  x: string,
+  g: string,
+  ws: Dim[],
+  strides: number[],
+  dil: number[],
+  pads: number[],
+): string | undefined {
+  const xs = ctx.staticShape(x);
+  const ys = ctx.staticShape(output(node));
+  if (!xs || !ys || xs.length !== 4 || !ws.every((d) => typeof d === 'number')) return undefined;
+  const [n, c, h, w] = xs as [number, number, number, number];
+  const [o, , kh, kw] = ws as [number, number, number, number];
+  const [ho, wo] = [ys[2] as number, ys[3] as number];
+  const [sh, sw] = strides as [number, number];
+  const [dh, dw] = dil as [number, number];
+  const [pt, pl, pb, pr] = pads as [number, number, number, number];
+  const t = ctx.type(x);
+  const nl = n * ho * wo;
+  let xt = ctx.op('Transpose', [x], { perm: [1, 0, 2, 3] }, t, [c, n, h, w]);
+  const hp = h + pt + pb;
+  const wp = w + pl + pr;
+  if (pads.some((p) => p !== 0)) xt = ctx.op('Pad', [xt, ctx.int64s([0, 0, pt, pl, 0, 0, pb, pr])], {}, t, [c, n, hp, wp]);
+  const gT = ctx.op(
+    'Reshape',
+    [
+      ctx.op('Transpose', [ctx.op('Reshape', [g, ctx.int64s([n, o, ho * wo])], {}, t, [n, o, ho * wo])], { perm: [1, 0, 2] }, t, [
+        o,
+        n,
+        ho * wo,
+      ]),
+      ctx.int64s([o, nl]),
+    ],
+    {},
+    t,
+    [o, nl],
+  );
+  const rowShape = ctx.int64s([c, nl]);
+  const colShape = ctx.int64s([o, c, 1]);
+  const axes = ctx.int64s([2, 3]);
+  const steps = ctx.int64s([sh, sw]);
+  const parts: string[] = [];
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      const [y0, x0] = [i * dh, j * dw];
+      const whole = y0 === 0 && x0 === 0 && sh === 1 && sw === 1 && ho === hp && wo === wp;
+      const win = whole
+        ? xt
+        : ctx.op(
+            'Slice',
+            [xt, ctx.int64s([y0, x0]), ctx.int64s([y0 + (ho - 1) * sh + 1, x0 + (wo - 1) * sw + 1]), axes, steps],
+            {},
+            t,
+            [c, n, ho, wo],
+          );
+      const rows = ctx.op('Reshape', [win, rowShape], {}, t, [c, nl]);
+      const d = ctx.op('Gemm', [gT, rows], { transB: 1 }, t, [o, c]);
+      parts.push(kh * kw === 1 ? d : ctx.op('Reshape', [d, colShape], {}, t, [o, c, 1]));
+    }
+  }
+  const all = parts.length === 1 ? (parts[0] as string) : ctx.op('Concat', parts, { axis: 2 }, t, [o, c, kh * kw]);
+  return ctx.op('Reshape', [all, ctx.int64s([o, c, kh, kw])], {}, t, ws);
+}
+
+/**
  * Conv weight gradient as one GEMM (static shapes, group 1): im2col of X by a convolution with one-hot
  * kernels ([N·C, 1, H, W] → [N·C, kh·kw, L]), then dW = dY[O, N·L] · colsᵀ[N·L, C·kh·kw]. The swapped
  * convolution instead runs C thin GEMMs with kh·kw columns each (one per input channel), which ORT's
  * CPU kernels execute far below peak. Undefined when a shape is not static.
  */
-function im2colWeightGrad(
+function explicitIm2colWeightGrad(
   ctx: GradContext,
   node: GraphNode,
   x: string,
