@@ -592,10 +592,11 @@ reg(['Conv'], ({ ctx, node, dy, needs }) => {
  */
 /**
  * Conv weight gradient as GEMMs (static shapes, group 1, 2-D). Two forms of the same im2col product,
- * chosen by the output size: per-offset GEMMs over strided windows of X when the output has fewer than
- * 1024 positions, an explicit im2col (one-hot-kernel convolution) and a single GEMM for larger outputs,
- * where the strided Slice copies cost more than the im2col convolution (ResNet-18, batch 16, CPU time:
- * per-offset 1.2× faster than explicit im2col at 64², explicit 1.1× faster for 224²'s early layers).
+ * chosen by size: per-offset GEMMs over strided windows of X for kernels of ≤ 9 taps and outputs below
+ * 1024 positions; otherwise an explicit im2col (one-hot-kernel convolution) and a single GEMM — large
+ * outputs make the strided Slice copies cost more than the im2col convolution (ResNet-18, batch 16, CPU
+ * time: per-offset 1.2× faster than explicit im2col at 64², explicit 1.1× faster for 224²'s early
+ * layers), and large kernels (7×7 stem, 16×16 ViT patches) would need one GEMM per tap.
  */
 function gemmWeightGrad(
   ctx: GradContext,
@@ -609,7 +610,8 @@ function gemmWeightGrad(
 ): string | undefined {
   const ys = ctx.staticShape(output(node));
   const l = ys && ys.length === 4 ? (ys[2] as number) * (ys[3] as number) : 0;
-  return l >= 1024
+  const kk = ws.length === 4 ? (ws[2] as number) * (ws[3] as number) : 0;
+  return l >= 1024 || kk > 9
     ? explicitIm2colWeightGrad(ctx, node, x, g, ws, strides, dil, pads)
     : offsetsWeightGrad(ctx, node, x, g, ws, strides, dil, pads);
 }
