@@ -10,7 +10,13 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 dev="$root/.device"
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 for f in "$dev"/gl/*.deb; do dpkg -x "$f" /; done; ldconfig
-export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+# The NVIDIA Vulkan ICD: the usual path on these machines, else whatever the image has.
+icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[ -f "$icd" ] || icd=$(find / \( -path /proc -o -path /sys \) -prune -o -name 'nvidia_icd*.json' -print 2>/dev/null | head -1)
+export VK_DRIVER_FILES=$icd
+echo "vulkan ICD: ${icd:-none found}"; [ -n "$icd" ] && cat "$icd"
+lib=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['ICD']['library_path'])" "$icd" 2>/dev/null)
+[ -n "$lib" ] && { ldconfig -p | grep -F "$(basename "$lib")" || echo "ICD library $lib not found by ldconfig"; }
 xz -dc "$dev/node.xz" > /tmp/node && chmod +x /tmp/node
 mkdir -p "$dev/bench/node_modules" && tar xJf "$dev/modules.tar.xz" -C "$dev/bench/node_modules"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
