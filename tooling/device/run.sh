@@ -10,13 +10,15 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 dev="$root/.device"
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 for f in "$dev"/gl/*.deb; do dpkg -x "$f" /; done; ldconfig
-# The NVIDIA Vulkan ICD: the usual path on these machines, else whatever the image has.
-icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-[ -f "$icd" ] || icd=$(find / \( -path /proc -o -path /sys \) -prune -o -name 'nvidia_icd*.json' -print 2>/dev/null | head -1)
-export VK_DRIVER_FILES=$icd
-echo "vulkan ICD: ${icd:-none found}"; [ -n "$icd" ] && cat "$icd"
-lib=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['ICD']['library_path'])" "$icd" 2>/dev/null)
-[ -n "$lib" ] && { ldconfig -p | grep -F "$(basename "$lib")" || echo "ICD library $lib not found by ldconfig"; }
+# The NVIDIA Vulkan ICD. On these headless machines the image's ICD (library libGLX_nvidia.so.0) fails
+# (vkCreateInstance → VK_ERROR_INCOMPATIBLE_DRIVER); pointing the ICD at libEGL_nvidia.so.0 works (found
+# on an H100, 2026-11-26). Override with VK_DRIVER_FILES.
+if [ -z "${VK_DRIVER_FILES:-}" ]; then
+  egl=$(ldconfig -p | awk '/libEGL_nvidia.so.0/ {print $NF; exit}')
+  printf '{"file_format_version":"1.0.1","ICD":{"library_path":"%s","api_version":"1.3.0"}}' "${egl:-libEGL_nvidia.so.0}" > /tmp/nvidia_egl_icd.json
+  export VK_DRIVER_FILES=/tmp/nvidia_egl_icd.json
+fi
+echo "vulkan ICD: $VK_DRIVER_FILES"; cat "$VK_DRIVER_FILES"; echo
 xz -dc "$dev/node.xz" > /tmp/node && chmod +x /tmp/node
 mkdir -p "$dev/bench/node_modules" && tar xJf "$dev/modules.tar.xz" -C "$dev/bench/node_modules"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
@@ -27,7 +29,7 @@ for b in "$@"; do
   echo "rc=$?"; tail -n 25 "$OUT/$name.log"
 done
 find "$dev/bench" -path '*bench-results/*.json' -exec cp {} "$OUT/" \;
-if [ -f "$root/tooling/device/torch_reference.py" ]; then
+if [ -z "${SKIP_TORCH:-}" ] && [ -f "$root/tooling/device/torch_reference.py" ]; then
   echo "== PyTorch reference"
   timeout "${TORCH_TIMEOUT:-180}" python3 "$root/tooling/device/torch_reference.py" > "$OUT/torch.json" 2> "$OUT/torch.log"; echo "rc=$?"
   cat "$OUT/torch.json"; tail -n 5 "$OUT/torch.log"

@@ -31,6 +31,8 @@ export interface GradientGraphOptions {
   lower?: LowerOptions;
   /** Conv weight-gradient formulation (default `im2col` where shapes are static; see `GradSettings`). */
   convWeightGradient?: GradSettings['convWeightGradient'];
+  /** MaxPool gradient formulation (default `windows`, which also runs on WebGPU; see `GradSettings`). */
+  maxPoolGradient?: GradSettings['maxPoolGradient'];
 }
 
 export interface GradientGraph {
@@ -111,12 +113,10 @@ export function buildGradientGraph(forward: Graph, options: GradientGraphOptions
   }
   if (missing.size > 0) throw new UnsupportedOpsError(missing);
 
-  const ctx = new GradContext(
-    g,
-    info,
-    constantValues(g),
-    options.convWeightGradient ? { convWeightGradient: options.convWeightGradient } : {},
-  );
+  const ctx = new GradContext(g, info, constantValues(g), {
+    ...(options.convWeightGradient ? { convWeightGradient: options.convWeightGradient } : {}),
+    ...(options.maxPoolGradient ? { maxPoolGradient: options.maxPoolGradient } : {}),
+  });
   const grads = new Map<string, string[]>();
   const add = (v: string, gv: string) => {
     const list = grads.get(v) ?? [];

@@ -28,6 +28,13 @@ export interface GradSettings {
    * dynamic shapes).
    */
   convWeightGradient?: 'im2col' | 'swapped';
+  /**
+   * MaxPool gradient: `windows` (default) — unfold the windows with a one-hot convolution, route dY to
+   * the first maximum of each window, fold back with a ConvTranspose (ops every execution provider has);
+   * `indices` — MaxPool's `Indices` output and a scatter (ONNX Runtime's WebGPU MaxPool has no
+   * `Indices` output: "The Indices output is not supported yet", ORT 1.30).
+   */
+  maxPoolGradient?: 'windows' | 'indices';
 }
 
 export class GradContext {

@@ -261,8 +261,60 @@ describe('convolution, pooling, resize', () => {
     measured.push(`${'Conv group 2, symbolic dims'.padEnd(48)} float32  elementwise ${r.worst.toExponential(2)}`);
     expect(r.worst).toBeLessThan(F32_TOL);
   });
+  it('MaxPool: the windows gradient (no Indices output, runs on WebGPU) equals the FD-checked indices one, ties included', async () => {
+    const { Graph } = graphModule;
+    const ort = await import('onnxruntime-node');
+    const { createGraphSession } = await import('../graph/convert.js');
+    // ReLU before the pool, as in ResNet's stem: many exact zeros, so windows with tied maxima and
+    // windows whose maximum is 0 next to the padding. The first maximum must get the whole gradient.
+    // The indices form is FD-checked in float64 above; float32 finite differences straddle near-ties.
+    const configs: Record<string, number[]>[] = [
+      { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] },
+      { kernel_shape: [3, 3], strides: [1, 1], pads: [2, 2, 2, 2], dilations: [2, 2] },
+      { kernel_shape: [2, 3], strides: [2, 1], pads: [0, 1, 1, 0] },
+    ];
+    for (const attrs of configs) {
+      const g = new Graph();
+      g.addInitializer(
+        'x',
+        tensorOf(
+          'float32',
+          [2, 3, 9, 9],
+          Array.from({ length: 486 }, (_, i) => Math.round(3 * Math.sin(i * 0.77)) / 2),
+        ),
+      );
+      const y = g.node('MaxPool', [g.node('Relu', ['x'])], attrs);
+      // dL/dy = tanh(y) + y·(1 − tanh²(y)): not uniform, so dY routed to the wrong element shows.
+      const l = g.node('ReduceSum', [g.node('Mul', [y, g.node('Tanh', [y])])], { keepdims: 0 });
+      g.addOutput(l, 'float32', []);
+      const grads: Float32Array[] = [];
+      for (const method of ['windows', 'indices'] as const) {
+        const tg = buildGradientGraph(g, { loss: l, wrt: ['x'], maxPoolGradient: method });
+        const pool = tg.graph.nodes.find((nd) => nd.opType === 'MaxPool');
+        expect(pool?.outputs.length ?? 0, method).toBe(method === 'windows' ? 1 : 2);
+        const s = (await createGraphSession(ort as never, tg.graph)) as unknown as {
+          run(f: object): Promise<Record<string, { data: Float32Array }>>;
+        };
+        grads.push((await s.run({}))[tg.gradients.x as string]?.data as Float32Array);
+      }
+      const [a, b] = grads as [Float32Array, Float32Array];
+      expect(a.length).toBe(486);
+      // Equal up to float32 summation order where windows overlap.
+      let err = 0;
+      let mx = 0;
+      for (let i = 0; i < b.length; i++) {
+        err = Math.max(err, Math.abs((a[i] as number) - (b[i] as number)));
+        mx = Math.max(mx, Math.abs(b[i] as number));
+      }
+      expect(mx).toBeGreaterThan(0);
+      expect(err / mx, JSON.stringify(attrs)).toBeLessThan(1e-6);
+    }
+  });
   fd('MaxPool 3x3 stride 2 pad 1', 'float64', (g, p) =>
     g.node('MaxPool', [p('x', [2, 2, 5, 5])], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }),
+  );
+  fd('MaxPool 2x2 stride 2 (no padding, odd size), windows form', 'float32', (g, p) =>
+    g.node('MaxPool', [p('x', [1, 3, 5, 7])], { kernel_shape: [2, 2], strides: [2, 2] }),
   );
   fd('AveragePool 2x2 stride 2', 'float32', (g, p) =>
     g.node('AveragePool', [p('x', [1, 2, 4, 4])], { kernel_shape: [2, 2], strides: [2, 2] }),

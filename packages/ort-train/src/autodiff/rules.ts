@@ -742,6 +742,8 @@ reg(['MaxPool'], ({ ctx, node, dy }) => {
   const x = input(node, 0);
   if (attrInt(node, 'storage_order', 0) !== 0)
     throw new InvalidArgumentError('graph', `MaxPool ${node.name}: storage_order=1 has no gradient rule`);
+  const windows = maxPoolWindowsGradient(ctx, node, need0(dy));
+  if (windows) return [windows];
   // The forward node gets its Indices output (flat positions of the maxima) if it has none.
   let indices = node.outputs[1];
   if (!indices) {
@@ -751,6 +753,86 @@ reg(['MaxPool'], ({ ctx, node, dy }) => {
   }
   return [scatterFlat(ctx, x, indices, need0(dy), true)];
 });
+
+/**
+ * MaxPool gradient without MaxPool's `Indices` output (2-D, static shapes, no auto_pad / ceil_mode;
+ * otherwise undefined and the indices form is used):
+ *   cols  = Conv(x, one-hot kernels)                     [NC, kk, Ho, Wo]  every window's values
+ *   valid = Conv(1, one-hot kernels) > 0                  padding positions never win (they are −∞
+ *                                                         for MaxPool, 0 for the convolution)
+ *   hit   = valid ∧ (cols = y)                            y = the forward MaxPool output
+ *   first = hit ∧ (Σ_{j ≤ i} hit_j = 1)                   the first maximum in row-major window order,
+ *                                                         the one PyTorch's and ORT's kernels pick
+ *   dx    = ConvTranspose(first · dy, one-hot kernels)    overlapping windows add up
+ */
+function maxPoolWindowsGradient(ctx: GradContext, node: GraphNode, g: string): string | undefined {
+  if (ctx.settings.maxPoolGradient === 'indices') return undefined;
+  const x = input(node, 0);
+  // ORT has float32 (and float16 on GPUs) convolutions only; float64 graphs (FD checks) use indices.
+  if (ctx.type(x) !== 'float32' && ctx.type(x) !== 'float16') return undefined;
+  const xs = ctx.staticShape(x);
+  const ys = ctx.staticShape(output(node));
+  const kernel = attrInts(node, 'kernel_shape') as number[];
+  if (!xs || !ys || xs.length !== 4 || kernel.length !== 2) return undefined;
+  if (attrString(node, 'auto_pad', 'NOTSET') !== 'NOTSET' || attrInt(node, 'ceil_mode', 0) === 1) return undefined;
+  const strides = attrInts(node, 'strides') ?? [1, 1];
+  const pads = attrInts(node, 'pads') ?? [0, 0, 0, 0];
+  const dil = attrInts(node, 'dilations') ?? [1, 1];
+  const t = ctx.type(x);
+  const [n, c, h, w] = xs as [number, number, number, number];
+  const [ho, wo] = [ys[2] as number, ys[3] as number];
+  const [kh, kw] = kernel as [number, number];
+  const kk = kh * kw;
+  const nc = n * c;
+  const eye = new Array<number>(kk * kk).fill(0);
+  for (let i = 0; i < kk; i++) eye[i * kk + i] = 1;
+  const onehot = ctx.set(ctx.g.constant(tensorOf(t, [kk, 1, kh, kw], eye), 'maxpool_onehot'), t, [kk, 1, kh, kw]);
+  const convAttrs = { strides, dilations: dil, pads, kernel_shape: [kh, kw] };
+  const x1 = ctx.op('Reshape', [x, ctx.int64s([nc, 1, h, w])], {}, t, [nc, 1, h, w]);
+  const cols = ctx.op('Conv', [x1, onehot], convAttrs, t, [nc, kk, ho, wo]);
+  const ones = ctx.set(ctx.g.constant(tensorOf(t, [1, 1, h, w], 1), 'maxpool_ones'), t, [1, 1, h, w]);
+  const inside = ctx.op('Conv', [ones, onehot], convAttrs, t, [1, kk, ho, wo]);
+  const valid = ctx.op('Greater', [inside, ctx.scalarLike(0.5, x)], {}, 'bool', [1, kk, ho, wo]);
+  const y1 = ctx.op('Reshape', [output(node), ctx.int64s([nc, 1, ho, wo])], {}, t, [nc, 1, ho, wo]);
+  const eq = ctx.op('Equal', [cols, y1], {}, 'bool', [nc, kk, ho, wo]);
+  const hit = ctx.op('Cast', [ctx.op('And', [eq, valid], {}, 'bool', [nc, kk, ho, wo])], { to: CAST_CODES[t] as number }, t, [
+    nc,
+    kk,
+    ho,
+    wo,
+  ]);
+  // Running count of hits along the window axis: a 1×1 convolution with a lower-triangular matrix.
+  const tri = new Array<number>(kk * kk).fill(0);
+  for (let i = 0; i < kk; i++) for (let j = 0; j <= i; j++) tri[i * kk + j] = 1;
+  const lower = ctx.set(ctx.g.constant(tensorOf(t, [kk, kk, 1, 1], tri), 'maxpool_cumsum'), t, [kk, kk, 1, 1]);
+  const count = ctx.op('Conv', [hit, lower], { kernel_shape: [1, 1] }, t, [nc, kk, ho, wo]);
+  const isFirst = ctx.op(
+    'Cast',
+    [ctx.op('Equal', [count, ctx.scalarLike(1, x)], {}, 'bool', [nc, kk, ho, wo])],
+    { to: CAST_CODES[t] as number },
+    t,
+    [nc, kk, ho, wo],
+  );
+  const g1 = ctx.op('Reshape', [g, ctx.int64s([nc, 1, ho, wo])], {}, t, [nc, 1, ho, wo]);
+  const routed = ctx.op('Mul', [ctx.op('Mul', [hit, isFirst], {}, t, [nc, kk, ho, wo]), g1], {}, t, [nc, kk, ho, wo]);
+  const opad = [h, w].map(
+    (d, i) =>
+      d +
+      (pads[i] as number) +
+      (pads[i + 2] as number) -
+      ((ys[i + 2] as number) - 1) * (strides[i] as number) -
+      ((kernel[i] as number) - 1) * (dil[i] as number) -
+      1,
+  );
+  const dx = ctx.op(
+    'ConvTranspose',
+    [routed, onehot],
+    { strides, dilations: dil, pads, kernel_shape: [kh, kw], output_padding: opad },
+    t,
+    [nc, 1, h, w],
+  );
+  return ctx.op('Reshape', [dx, ctx.int64s(xs)], {}, t, xs);
+}
 
 reg(['AveragePool'], ({ ctx, node, dy }) => {
   const x = input(node, 0);
