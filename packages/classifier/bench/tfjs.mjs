@@ -75,16 +75,19 @@ function makeBatch(n, size, seed) {
 }
 
 /** The ort-train step and eval forward for one case (weights fed as inputs each step, as the ORT engine does). */
-async function ortRunner(arch, size, state) {
-  const train = buildClassifier(arch, { numClasses: CLASSES, mode: 'train', weights: 'inputs' });
-  const target = train.builder.input('target', ['N', CLASSES]);
+async function ortRunner(arch, size, state, batch) {
+  // Static input shapes: ort-train then picks its faster gradient forms, and the MaxPool gradient
+  // that runs on WebGPU (ORT's WebGPU MaxPool has no Indices output).
+  const inputShape = [batch, 3, size, size];
+  const train = buildClassifier(arch, { numClasses: CLASSES, mode: 'train', weights: 'inputs', inputShape });
+  const target = train.builder.input('target', [batch, CLASSES]);
   const loss = crossEntropyGraph(train.builder, train.logits, target, CLASSES, { epsilon: 0 });
   train.builder.output(loss, []);
   const forward = await graphFromOnnxModel(parseOnnxModel(train.builder.toBytes()));
   const tg = buildGradientGraph(forward, { loss, wrt: train.params, keepOutputs: true });
   const options = { executionProviders: [ortDevice] };
   const session = await createGraphSession(ort, tg.graph, { sessionOptions: options });
-  const evalBuilt = buildClassifier(arch, { numClasses: CLASSES, mode: 'eval', weights: 'inputs' });
+  const evalBuilt = buildClassifier(arch, { numClasses: CLASSES, mode: 'eval', weights: 'inputs', inputShape });
   const evalSession = await ort.InferenceSession.create(evalBuilt.builder.toBytes(), options);
   const values = new Map([...state].map(([k, t]) => [k, Float32Array.from(t.data)]));
   const shapes = new Map([...state].map(([k, t]) => [k, t.shape]));
@@ -135,7 +138,7 @@ for (const c of cases) {
   const state = initClassifierState(c.arch, Rng.fromSeed(1).split('init'), { numClasses: CLASSES });
   const tfjs = await createEngine('tfjs', { backend });
   await tfjs.init({ arch: c.arch, numClasses: CLASSES, imageSize: c.size, seed: 1, weights: state }, SGD_SPEC);
-  const ortR = withOrt ? await ortRunner(c.arch, c.size, state) : undefined;
+  const ortR = withOrt ? await ortRunner(c.arch, c.size, state, c.batch) : undefined;
   const b = makeBatch(c.batch, c.size, 7);
   const label = `${c.arch}@${c.size} b${c.batch}`;
   process.stderr.write(`${label}: warm-up…\n`);
