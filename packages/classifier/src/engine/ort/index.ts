@@ -180,8 +180,8 @@ export class OrtEngine implements ClassifierEngine {
         `no ONNX Runtime execution provider could open the model (${failures.join('; ')})`,
       );
     }
-    // CNNs: one training graph with a symbolic batch. ViT: the graph is built per batch size on the
-    // first step (its attention reshapes need a static batch for the LayerNorm lowering).
+    // The training graph is built per batch size on the first step (static shapes: see buildCnnGraphs;
+    // ViT's attention reshapes also need a static batch for the LayerNorm lowering).
     if (!this.trainGraphFor) await this.openTrain(train.graph, 0);
     this.optimizer = makeOptimizer(this.params, optimizer);
   }
@@ -340,7 +340,22 @@ async function buildCnnGraphs(arch: ClassifierArch, model: ModelSpec, rng: Rng):
   const graph = await graphFromOnnxModel(parseOnnxModel(train.builder.toBytes()));
   const evalBuilt = buildClassifier(arch, { numClasses: model.numClasses, mode: 'eval', weights: 'inputs' });
   const evalGraph = await graphFromOnnxModel(parseOnnxModel(evalBuilt.builder.toBytes()));
+  // The training graph with a static batch (built on the first step, again if the batch size changes):
+  // ort-train's faster Conv weight gradients and its MaxPool gradient without `Indices` (which ORT's
+  // WebGPU MaxPool cannot produce) need static shapes. Same builder calls → same tensor names.
+  const trainGraphFor = (n: number): Graph => {
+    const s = model.imageSize;
+    const b = buildClassifier(arch, { numClasses: model.numClasses, mode: 'train', weights: 'inputs', inputShape: [n, 3, s, s] });
+    const t = b.builder.input('target', [n, model.numClasses]);
+    const l = crossEntropyGraph(b.builder, b.logits, t, model.numClasses, { epsilon: 0 });
+    b.builder.output(l, []);
+    if (l !== loss || b.input !== train.input) {
+      throw new InvalidArgumentError('engine', `static-batch training graph names differ (${l} vs ${loss}); this is a bug`);
+    }
+    return b.graph;
+  };
   return {
+    trainGraphFor,
     train: {
       graph,
       input: train.input,
