@@ -1,24 +1,10 @@
 // End-to-end tests of the built `diffmix` binary (turbo builds it before `test`).
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const run = promisify(execFile);
-const bin = path.resolve(import.meta.dirname, '../dist/bin.js');
-
-async function diffmix(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env: { ...process.env, DIFFMIX_DEBUG: '' } });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+import { bin, diffmix } from './test-support/run-cli.js';
 
 let tmp: string;
 beforeAll(async () => {
@@ -44,10 +30,24 @@ describe('diffmix demo', () => {
     expect(result.stages.every((s: { status: string }) => s.status === 'done')).toBe(true);
     const report = await readFile(path.join(out, 'report.md'), 'utf8');
     expect(report).toContain('| Diff-Mix | 10 |');
-    for (const f of ['report.html', 'strength-grid.png', 'curve-test-top1.png', 'clip-scores-diff-mix.png', 'samples-diff-mix.png', 'runs/diff-mix/run.json'])
+    for (const f of [
+      'report.html',
+      'strength-grid.png',
+      'curve-test-top1.png',
+      'clip-scores-diff-mix.png',
+      'samples-diff-mix.png',
+      'runs/diff-mix/run.json',
+    ])
       expect(existsSync(path.join(out, f)), f).toBe(true);
     // The runs are 'diffmix report' inputs.
-    const rep = await diffmix(['report', path.join(out, 'runs', 'real-only'), path.join(out, 'runs', 'diff-mix'), '--out', path.join(out, 'cmp'), '--json']);
+    const rep = await diffmix([
+      'report',
+      path.join(out, 'runs', 'real-only'),
+      path.join(out, 'runs', 'diff-mix'),
+      '--out',
+      path.join(out, 'cmp'),
+      '--json',
+    ]);
     expect(rep.code, rep.stderr).toBe(0);
     expect(JSON.parse(rep.stdout).methods).toEqual(['real only', 'Diff-Mix']);
   });
@@ -99,10 +99,22 @@ describe('diffmix report', () => {
   it('compares run folders into report.md / report.html / comparison.json, and names a missing run', async () => {
     const { mkdir, writeFile } = await import('node:fs/promises');
     const runs: string[] = [];
-    for (const [method, seed, best] of [['vanilla', 0, 0.5], ['diff-mix', 0, 0.6], ['diff-mix', 1, 0.7]] as const) {
+    for (const [method, seed, best] of [
+      ['vanilla', 0, 0.5],
+      ['diff-mix', 0, 0.6],
+      ['diff-mix', 1, 0.7],
+    ] as const) {
       const dir = path.join(tmp, 'runs', `${method}-${seed}`);
       await mkdir(dir, { recursive: true });
-      const record = { version: 1, method, dataset: 'toy', backbone: 'smallcnn', seed, best: { top1: best, epoch: 2 }, final: { top1: best - 0.05, epoch: 3 } };
+      const record = {
+        version: 1,
+        method,
+        dataset: 'toy',
+        backbone: 'smallcnn',
+        seed,
+        best: { top1: best, epoch: 2 },
+        final: { top1: best - 0.05, epoch: 3 },
+      };
       await writeFile(path.join(dir, 'run.json'), JSON.stringify(record));
       runs.push(dir);
     }

@@ -1,32 +1,13 @@
-// `diffmix finetune` end to end through the built binary on the toy dataset and the tiny golden SD model
-// (64 px, a few steps): outputs and JSON summary, Ctrl-C → exit 130 with a checkpoint, --resume finishes
-// with the same loss curve as an uninterrupted run, bad flags → exit 2.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { writeToyDataset } from '@diffmix/datasets';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { diffmix, tinySd } from './test-support/run-cli.js';
 
-const bin = path.resolve(import.meta.dirname, '../dist/bin.js');
-const tinySd = path.resolve(import.meta.dirname, '../../diffusion/fixtures/golden/tiny-sd');
 let tmp: string;
 let toy: string;
-
-function diffmix(args: string[], onStderr?: (text: string, child: ReturnType<typeof spawn>) => void) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      onStderr?.(stderr, child);
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'diffmix-finetune-'));

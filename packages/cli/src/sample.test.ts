@@ -1,37 +1,19 @@
-// `diffmix sample` and `diffmix attention` end to end on the toy dataset and the tiny golden SD model
-// that @diffmix/diffusion ships for its parity tests (random weights: the images are noise-like, but
-// every code path — plan, batches, writer, resume — is the real one).
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { writeToyDataset } from '@diffmix/datasets';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { diffmix, tinySd } from './test-support/run-cli.js';
 
-const bin = path.resolve(import.meta.dirname, '../dist/bin.js');
-const tinySd = path.resolve(import.meta.dirname, '../../diffusion/fixtures/golden/tiny-sd');
 let tmp: string;
 let toy: string;
-
-function diffmix(args: string[], onStderr?: (text: string, child: ReturnType<typeof spawn>) => void) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      onStderr?.(stderr, child);
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 async function countImages(dir: string): Promise<number> {
   if (!existsSync(path.join(dir, 'data'))) return 0;
   let n = 0;
-  for (const cls of await readdir(path.join(dir, 'data'))) n += (await readdir(path.join(dir, 'data', cls))).filter((f) => f.endsWith('.png')).length;
+  for (const cls of await readdir(path.join(dir, 'data')))
+    n += (await readdir(path.join(dir, 'data', cls))).filter((f) => f.endsWith('.png')).length;
   return n;
 }
 
@@ -42,7 +24,20 @@ beforeAll(async () => {
 });
 afterAll(async () => rm(tmp, { recursive: true, force: true }));
 
-const common = ['--format', 'imagefolder', '--model', tinySd, '--strategy', 'real-mix', '--steps', '4', '--size', '64', '--strengths', '0.5,1.0'];
+const common = [
+  '--format',
+  'imagefolder',
+  '--model',
+  tinySd,
+  '--strategy',
+  'real-mix',
+  '--steps',
+  '4',
+  '--size',
+  '64',
+  '--strengths',
+  '0.5,1.0',
+];
 
 describe('diffmix sample', () => {
   it('writes the set with the official layout and prints a JSON summary', async () => {
@@ -83,7 +78,19 @@ describe('diffmix sample', () => {
   });
 
   it('an unknown strategy or format is a usage error (exit 2)', async () => {
-    const r = await diffmix(['sample', '--data', toy, '--out', path.join(tmp, 'x'), '--format', 'imagefolder', '--model', tinySd, '--strategy', 'nope']);
+    const r = await diffmix([
+      'sample',
+      '--data',
+      toy,
+      '--out',
+      path.join(tmp, 'x'),
+      '--format',
+      'imagefolder',
+      '--model',
+      tinySd,
+      '--strategy',
+      'nope',
+    ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/nope/);
     const f = await diffmix(['sample', '--data', toy, '--out', path.join(tmp, 'x'), '--format', 'coco', '--model', tinySd]);
@@ -98,7 +105,18 @@ describe('diffmix filter', () => {
     const set = path.join(tmp, 'set');
     const before = await countImages(set);
     expect(before).toBe(5);
-    const r = await diffmix(['filter', '--set', set, '--clip', tinyClip, '--metaclass', 'object', '--drop-fraction', '0.2', '--json']);
+    const r = await diffmix([
+      'filter',
+      '--set',
+      set,
+      '--clip',
+      tinyClip,
+      '--metaclass',
+      'object',
+      '--drop-fraction',
+      '0.2',
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout);
     expect(result.total).toBe(5);
@@ -119,7 +137,18 @@ describe('diffmix filter', () => {
 describe('diffmix longtail', () => {
   it('writes an imbalanced subset manifest whose size matches the formula', async () => {
     const out = path.join(tmp, 'lt.json');
-    const r = await diffmix(['longtail', '--data', toy, '--format', 'imagefolder', '--imbalance-factor', '4', '--out', out, '--json']);
+    const r = await diffmix([
+      'longtail',
+      '--data',
+      toy,
+      '--format',
+      'imagefolder',
+      '--imbalance-factor',
+      '4',
+      '--out',
+      out,
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const s = JSON.parse(r.stdout);
     expect(s.subsetImages).toBe(s.expectedTotal);
@@ -135,7 +164,24 @@ describe('diffmix attention', () => {
     const out = path.join(tmp, 'attn.png');
     const image = path.join(toy, 'train', (await readdir(path.join(toy, 'train')))[0] as string);
     const file = path.join(image, (await readdir(image))[0] as string);
-    const r = await diffmix(['attention', '--model', tinySd, '--image', file, '--prompt', 'a photo of a bird', '--strength', '0.5', '--steps', '4', '--size', '64', '--out', out, '--json']);
+    const r = await diffmix([
+      'attention',
+      '--model',
+      tinySd,
+      '--image',
+      file,
+      '--prompt',
+      'a photo of a bird',
+      '--strength',
+      '0.5',
+      '--steps',
+      '4',
+      '--size',
+      '64',
+      '--out',
+      out,
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout);
     expect(result.rows).toHaveLength(1);

@@ -1,25 +1,11 @@
 // `diffmix train` through the built binary, on a small toy dataset (small CNN, 32 px, 2 epochs).
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { writeToyDataset } from '@diffmix/datasets';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const run = promisify(execFile);
-const bin = path.resolve(import.meta.dirname, '../dist/bin.js');
-
-async function diffmix(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env: { ...process.env, DIFFMIX_DEBUG: '' } });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+import { diffmix } from './test-support/run-cli.js';
 
 let tmp: string;
 let toy: string;
@@ -30,7 +16,25 @@ beforeAll(async () => {
 });
 afterAll(() => rm(tmp, { recursive: true, force: true }));
 
-const base = () => ['train', '--data', toy, '--arch', 'smallcnn', '--resolution', '32', '--epochs', '2', '--batch-size', '8', '--lr', '0.05', '--eval-every', '1', '--engine', 'ort'];
+const base = () => [
+  'train',
+  '--data',
+  toy,
+  '--arch',
+  'smallcnn',
+  '--resolution',
+  '32',
+  '--epochs',
+  '2',
+  '--batch-size',
+  '8',
+  '--lr',
+  '0.05',
+  '--eval-every',
+  '1',
+  '--engine',
+  'ort',
+];
 
 describe('diffmix train', () => {
   it('trains, writes run.json for diffmix report and results.json, and prints JSON', async () => {
