@@ -345,7 +345,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     clip,
   });
   const files = await writeReport(root, { title: 'diffmix demo: Diff-Mix on the toy dataset', blocks });
-  log.info(`report: ${files.markdown}`);
+  log.info(`report written: ${files.markdown} and report.html`);
   return {
     out: root,
     report: files.markdown,
