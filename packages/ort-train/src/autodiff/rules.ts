@@ -4,6 +4,7 @@
  * (undefined = none / zero). Rules only append ONNX nodes; nothing is computed here.
  */
 import { InvalidArgumentError } from '@diffmix/core';
+import type { OnnxDataType } from '@diffmix/onnx';
 import { attr, attrFloat, attrInt, attrInts, attrString, type Dim, type GraphNode, tensorOf } from '../graph/graph.js';
 import { intValues } from '../graph/infer.js';
 import { CAST_CODES, FLOAT_TYPES, type GradContext } from './context.js';
@@ -682,6 +683,17 @@ function offsetsWeightGrad(
 }
 
 /**
+ * `[kh·kw, 1, kh, kw]` one-hot kernels: a convolution with them unfolds every window into kh·kw channels
+ * (im2col), and the ConvTranspose with them folds such channels back (overlaps add up).
+ */
+function oneHotWindowKernel(ctx: GradContext, t: OnnxDataType, kh: number, kw: number, name: string): string {
+  const kk = kh * kw;
+  const eye = new Array<number>(kk * kk).fill(0);
+  for (let i = 0; i < kk; i++) eye[i * kk + i] = 1;
+  return ctx.set(ctx.g.constant(tensorOf(t, [kk, 1, kh, kw], eye), name), t, [kk, 1, kh, kw]);
+}
+
+/**
  * Conv weight gradient as one GEMM (static shapes, group 1): im2col of X by a convolution with one-hot
  * kernels ([N·C, 1, H, W] → [N·C, kh·kw, L]), then dW = dY[O, N·L] · colsᵀ[N·L, C·kh·kw]. The swapped
  * convolution instead runs C thin GEMMs with kh·kw columns each (one per input channel), which ORT's
@@ -709,9 +721,7 @@ function explicitIm2colWeightGrad(
   const identity = kk === 1 && strides.every((s) => s === 1) && pads.every((p) => p === 0);
   if (identity) cols = x;
   else {
-    const eye = new Array<number>(kk * kk).fill(0);
-    for (let i = 0; i < kk; i++) eye[i * kk + i] = 1;
-    const kernel = ctx.set(ctx.g.constant(tensorOf(t, [kk, 1, kh, kw], eye), 'im2col_eye'), t, [kk, 1, kh, kw]);
+    const kernel = oneHotWindowKernel(ctx, t, kh, kw, 'im2col_eye');
     const x1 = ctx.op('Reshape', [x, ctx.int64s([n * c, 1, h, w])], {}, t, [n * c, 1, h, w]);
     cols = ctx.op('Conv', [x1, kernel], { strides, dilations: dil, pads, kernel_shape: [kh, kw] }, t, [
       n * c,
@@ -784,9 +794,7 @@ function maxPoolWindowsGradient(ctx: GradContext, node: GraphNode, g: string): s
   const [kh, kw] = kernel as [number, number];
   const kk = kh * kw;
   const nc = n * c;
-  const eye = new Array<number>(kk * kk).fill(0);
-  for (let i = 0; i < kk; i++) eye[i * kk + i] = 1;
-  const onehot = ctx.set(ctx.g.constant(tensorOf(t, [kk, 1, kh, kw], eye), 'maxpool_onehot'), t, [kk, 1, kh, kw]);
+  const onehot = oneHotWindowKernel(ctx, t, kh, kw, 'maxpool_onehot');
   const convAttrs = { strides, dilations: dil, pads, kernel_shape: [kh, kw] };
   const x1 = ctx.op('Reshape', [x, ctx.int64s([nc, 1, h, w])], {}, t, [nc, 1, h, w]);
   const cols = ctx.op('Conv', [x1, onehot], convAttrs, t, [nc, kk, ho, wo]);
