@@ -17,7 +17,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { type TrainResult, trainClassifier } from '@diffmix/classifier';
-import { filterSyntheticSet } from '@diffmix/clip-filter';
+import { filterSyntheticSet, readRemainedManifest } from '@diffmix/clip-filter';
 import {
   annotate,
   type ClassInfo,
@@ -287,7 +287,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       const set = await readSyntheticSet(path.join(root, 'synthetic', setName), { classes: dataset.classes });
       records = set.records;
       if (clip) {
-        const kept = new Set((await readRemained(path.join(root, 'synthetic', setName))).map((l) => l.id));
+        const kept = new Set((await readRemainedManifest(path.join(root, 'synthetic', setName))).map((l) => l.id));
         records = records.filter((r) => kept.has(r.id));
       }
     }
@@ -361,12 +361,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     })),
     stages,
   };
-}
-
-/** Kept manifest lines of a filtered set (ids only are needed here). */
-async function readRemained(setDir: string): Promise<{ id: string }[]> {
-  const { readRemainedManifest } = await import('@diffmix/clip-filter');
-  return readRemainedManifest(setDir);
 }
 
 async function sheetOf(files: string[], columns: number): Promise<RgbImage> {
