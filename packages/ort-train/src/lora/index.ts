@@ -1,4 +1,11 @@
 export type { LoraBranch, LoraInsertOptions, TrainableRows, TrainableRowsOptions } from './lora.js';
 export { DEFAULT_LORA_TARGETS, findEmbeddingGather, insertLoraBranches, makeEmbeddingRowsTrainable } from './lora.js';
-export type { EmbeddingRowsStep, EmbeddingRowsStepOptions, LoraUnetStep, LoraUnetStepOptions } from './step.js';
-export { buildEmbeddingRowsStep, buildLoraUnetStep } from './step.js';
+export type {
+  EmbeddingRowsStep,
+  EmbeddingRowsStepOptions,
+  EpsilonMseStep,
+  EpsilonMseStepOptions,
+  LoraUnetStep,
+  LoraUnetStepOptions,
+} from './step.js';
+export { buildEmbeddingRowsStep, buildEpsilonMseStep, buildLoraUnetStep } from './step.js';

@@ -17,8 +17,9 @@ import { loadOnnxModel } from '@diffmix/onnx';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { createGraphSession, graphFromOnnxModel } from '../graph/convert.js';
-import { maxAbs, maxAbsDiff, readGoldenF32, readGoldenJson, readGoldenNpy } from '../models/golden-fixtures.js';
-import { buildEmbeddingRowsStep, buildLoraUnetStep } from './step.js';
+import { maxAbs, maxAbsDiff, readGoldenF32, readGoldenNpy } from '../models/golden-fixtures.js';
+import { runGoldenUnetStep } from './golden-unet-step.js';
+import { buildEmbeddingRowsStep } from './step.js';
 
 const STEP = ['grads', 'lora_step'] as const;
 /** tiny-sd: `$DIFFMIX_GOLDEN_DIR/tiny-sd` when set, else the copy in @diffmix/diffusion's fixtures. */
@@ -26,14 +27,8 @@ const TINY_SD = process.env.DIFFMIX_GOLDEN_DIR
   ? join(process.env.DIFFMIX_GOLDEN_DIR, 'tiny-sd')
   : fileURLToPath(new URL('../../../diffusion/fixtures/golden/tiny-sd', import.meta.url));
 
-interface GradsIndex {
-  lora: Record<string, { file: string; shape: number[] }>;
-  ti: Record<string, { file: string; row: number; token_id: number }>;
-}
-
 describe('LoRA + textual-inversion step parity (golden grads/lora_step)', () => {
   it('loss, unet_out, 64 LoRA gradients, d/d encoder_hidden_states and grad_ti', async () => {
-    const index = readGoldenJson<GradsIndex>(...STEP, 'grads_index.json');
     const lora = parseSafetensors(new Uint8Array(readFileSync(join(TINY_SD, 'lora', 'pytorch_lora_weights.safetensors'))));
     const report: string[] = [];
     const results: { label: string; ok: boolean }[] = [];
@@ -48,44 +43,15 @@ describe('LoRA + textual-inversion step parity (golden grads/lora_step)', () => 
 
     // UNet step.
     const unet = await graphFromOnnxModel(await loadOnnxModel(join(TINY_SD, 'unet', 'model.onnx')));
-    const step = buildLoraUnetStep(unet, {
-      rank: 4,
-      alpha: 4,
-      init: (module, kind) => lora.float32(`unet.${module}.lora.${kind}.weight`, { copy: true }).data,
-      inputGradients: ['encoder_hidden_states'],
-      inputShapes: { sample: [2, 4, 8, 8], timestep: [2], encoder_hidden_states: [2, 77, 32] },
-    });
-    expect(step.branches).toHaveLength(32);
+    const { step, index, gradEncoderHiddenStates, comparisons } = await runGoldenUnetStep(unet, lora);
     expect(new Set(step.branches.flatMap((b) => [b.down, b.up]))).toEqual(new Set(Object.keys(index.lora)));
-    const session = (await createGraphSession(ort, step.graph)) as ort.InferenceSession;
-    const f32 = (name: string, dims: number[]) => new ort.Tensor('float32', readGoldenF32(...STEP, name), dims);
-    const ts = readGoldenNpy(...STEP, 'timesteps.npy');
-    const tsInput = unet.inputs.find((i) => i.name !== 'sample' && i.name !== 'encoder_hidden_states');
-    const tsName = tsInput?.name ?? 'timestep';
-    const tsData = tsInput?.type === 'float32' ? Float32Array.from(ts.data as BigInt64Array, Number) : (ts.data as BigInt64Array);
-    const feeds: Record<string, ort.Tensor> = {
-      sample: f32('noisy_latents.npy', [2, 4, 8, 8]),
-      encoder_hidden_states: f32('encoder_hidden_states.npy', [2, 77, 32]),
-      [step.target]: f32('noise.npy', [2, 4, 8, 8]),
-      [tsName]: new ort.Tensor(tsInput?.type === 'float32' ? 'float32' : 'int64', tsData, [2]),
-    };
-    const out = await session.run(feeds);
-    const get = (name: string) => (out[name] as ort.Tensor).data as Float32Array;
-    check('loss', get(step.loss), readGoldenF32(...STEP, 'loss.npy'));
-    check('unet_out', get(step.prediction), readGoldenF32(...STEP, 'unet_out.npy'));
-    check(
-      'grad_encoder_hidden_states',
-      get(step.gradients.encoder_hidden_states as string),
-      readGoldenF32(...STEP, 'grad_encoder_hidden_states.npy'),
-    );
     let worst = 0;
-    for (const [key, entry] of Object.entries(index.lora)) {
-      const got = get(step.gradients[key] as string);
-      const ref = readGoldenF32(...STEP, 'lora_grads', entry.file.replace(/^lora_grads\//, ''));
-      check(`lora ${key}`, got, ref);
-      worst = Math.max(worst, maxAbsDiff(got, ref) / maxAbs(ref));
+    for (const [label, got, ref] of comparisons) {
+      check(label, got, ref);
+      if (label.startsWith('lora ')) worst = Math.max(worst, maxAbsDiff(got, ref) / maxAbs(ref));
     }
     report.push(`worst LoRA ratio ${worst.toExponential(2)}`);
+    const f32 = (name: string, dims: number[]) => new ort.Tensor('float32', readGoldenF32(...STEP, name), dims);
 
     // Text encoder with the two TI rows trainable, fed the golden d loss / d encoder_hidden_states.
     const te = await graphFromOnnxModel(await loadOnnxModel(join(TINY_SD, 'text_encoder', 'model.onnx')));
@@ -107,7 +73,7 @@ describe('LoRA + textual-inversion step parity (golden grads/lora_step)', () => 
       idsInput?.type === 'int64' ? BigInt64Array.from(ids.data as Int32Array, (v) => BigInt(v)) : (ids.data as Int32Array);
     const idsTensor = new ort.Tensor(idsInput?.type === 'int64' ? 'int64' : 'int32', idsData, [2, 77]);
     // Chained: our own d loss / d encoder_hidden_states from the UNet step (the training pipeline)…
-    const ours = new ort.Tensor('float32', get(step.gradients.encoder_hidden_states as string), [2, 77, 32]);
+    const ours = new ort.Tensor('float32', gradEncoderHiddenStates, [2, 77, 32]);
     const teOut = await teSession.run({ input_ids: idsTensor, [teStep.gradOutput]: ours });
     check(
       'encoder_hidden_states (text encoder + TI rows)',

@@ -18,7 +18,8 @@ import {
   type TrainableRowsOptions,
 } from './lora.js';
 
-export interface LoraUnetStepOptions extends LoraInsertOptions {
+/** Options of the ε-prediction MSE training graph (with or without LoRA). */
+export interface EpsilonMseStepOptions {
   /** The ε-prediction output (default the graph's first output). */
   prediction?: string;
   /** Name of the new target input (default `noise`), same shape as the prediction. */
@@ -32,6 +33,8 @@ export interface LoraUnetStepOptions extends LoraInsertOptions {
   inputShapes?: Record<string, readonly number[]>;
 }
 
+export interface LoraUnetStepOptions extends LoraInsertOptions, EpsilonMseStepOptions {}
+
 function fixInputShapes(g: Graph, shapes: Record<string, readonly number[]> | undefined): void {
   if (!shapes) return;
   for (const [name, dims] of Object.entries(shapes)) {
@@ -43,24 +46,32 @@ function fixInputShapes(g: Graph, shapes: Record<string, readonly number[]> | un
   }
 }
 
-export interface LoraUnetStep {
+export interface EpsilonMseStep {
   /** Outputs: `loss` (scalar), the prediction, the gradients. */
   graph: Graph;
   loss: string;
   prediction: string;
   target: string;
-  branches: LoraBranch[];
-  /** tensor name (LoRA matrix or input) → gradient output name. */
+  /** tensor name (trained tensor or input) → gradient output name. */
   gradients: Record<string, string>;
 }
 
-/** UNet (or any ε-predictor) + LoRA → the training graph of `mean((prediction − target)²)`. */
-export function buildLoraUnetStep(unet: Graph, options: LoraUnetStepOptions): LoraUnetStep {
-  const g = unet.clone();
-  fixInputShapes(g, options.inputShapes);
+export interface LoraUnetStep extends EpsilonMseStep {
+  branches: LoraBranch[];
+}
+
+/**
+ * Adds `loss = mean((prediction − target)²)` to `g` (in place: pass a clone) and differentiates it with
+ * respect to `wrt` (initializers; `wrtAsInputs` turns them into graph inputs) and `inputGradients`.
+ */
+function addMseAndGradients(
+  g: Graph,
+  options: EpsilonMseStepOptions,
+  wrt: readonly string[],
+  wrtAsInputs: boolean,
+): EpsilonMseStep {
   const prediction = options.prediction ?? g.outputs[0]?.name;
   if (!prediction) throw new InvalidArgumentError('unet', 'the graph has no output');
-  const branches = insertLoraBranches(g, options);
   const info = inferShapes(g).get(prediction);
   const target = options.target ?? 'noise';
   g.addInput(target, info?.type ?? 'float32', info?.shape ?? g.outputs.find((o) => o.name === prediction)?.shape);
@@ -73,9 +84,43 @@ export function buildLoraUnetStep(unet: Graph, options: LoraUnetStepOptions): Lo
   );
   g.outputs = g.outputs.filter((o) => o.name === prediction);
   g.addOutput(loss, info?.type ?? 'float32', []);
-  const wrt = [...branches.flatMap((b) => [b.down, b.up]), ...(options.inputGradients ?? [])];
-  const tg = buildGradientGraph(g, { loss, wrt });
-  return { graph: tg.graph, loss, prediction, target, branches, gradients: tg.gradients };
+  const all = [...wrt, ...(options.inputGradients ?? [])];
+  if (all.length === 0)
+    throw new InvalidArgumentError('wrt', 'nothing to differentiate: no trained tensor and no input gradient');
+  const tg = buildGradientGraph(g, { loss, wrt: all, ...(wrtAsInputs ? { wrtAsInputs: true } : {}) });
+  return { graph: tg.graph, loss, prediction, target, gradients: tg.gradients };
+}
+
+/**
+ * UNet (or any ε-predictor) → the training graph of `mean((prediction − target)²)` with respect to
+ * `trained` initializers (default none; `trainedAsInputs` feeds them per step, for full fine-tuning) and
+ * `inputGradients` — e.g. only d loss / d encoder_hidden_states for textual inversion, which trains
+ * nothing inside the UNet.
+ */
+export function buildEpsilonMseStep(
+  unet: Graph,
+  options: EpsilonMseStepOptions & { trained?: readonly string[]; trainedAsInputs?: boolean } = {},
+): EpsilonMseStep {
+  const g = unet.clone();
+  fixInputShapes(g, options.inputShapes);
+  for (const t of options.trained ?? [])
+    if (!g.initializers.has(t))
+      throw new InvalidArgumentError('trained', `${JSON.stringify(t)} is not an initializer of the graph`);
+  return addMseAndGradients(g, options, options.trained ?? [], options.trainedAsInputs ?? false);
+}
+
+/** UNet (or any ε-predictor) + LoRA → the training graph of `mean((prediction − target)²)`. */
+export function buildLoraUnetStep(unet: Graph, options: LoraUnetStepOptions): LoraUnetStep {
+  const g = unet.clone();
+  fixInputShapes(g, options.inputShapes);
+  const branches = insertLoraBranches(g, options);
+  const step = addMseAndGradients(
+    g,
+    options,
+    branches.flatMap((b) => [b.down, b.up]),
+    false,
+  );
+  return { ...step, branches };
 }
 
 export interface EmbeddingRowsStepOptions extends TrainableRowsOptions {
