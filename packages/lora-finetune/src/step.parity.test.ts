@@ -30,7 +30,7 @@ interface GradsIndex {
   ti: Record<string, { row: number }>;
 }
 
-async function makeStepper(mode: 'ti+db' | 'db' | 'ti', targets?: string[]) {
+async function makeStepper(mode: 'ti+db' | 'db' | 'ti', targets?: string[], zeroUp = false) {
   const lora = parseSafetensors(new Uint8Array(readFileSync(join(TINY_SD, 'lora', 'pytorch_lora_weights.safetensors'))));
   const ti = parseSafetensors(new Uint8Array(readFileSync(join(TINY_SD, 'ti', 'learned_embeds.safetensors'))));
   const rows = new Float32Array(64);
@@ -47,7 +47,10 @@ async function makeStepper(mode: 'ti+db' | 'db' | 'ti', targets?: string[]) {
     rank: 4,
     alpha: 4,
     ...(targets ? { targets } : {}),
-    loraInit: (m, kind) => lora.float32(`unet.${m}.lora.${kind}.weight`, { copy: true }).data,
+    loraInit: (m, kind, dims) =>
+      zeroUp && kind === 'up'
+        ? new Float32Array(dims[0] * dims[1])
+        : lora.float32(`unet.${m}.lora.${kind}.weight`, { copy: true }).data,
     ...(mode === 'db' ? {} : { rows }),
   });
 }
@@ -102,6 +105,17 @@ describe('LoraTiStepper', () => {
     expect(db.params.has('ti.rows')).toBe(false);
     expect(Number.isFinite(r0.loss)).toBe(true);
     const ti = await makeStepper('ti');
+    // ti inserts no LoRA: the rows are its only parameter, and with up = 0 (peft's init) the LoRA of a
+    // ti+db stepper is a no-op, so both see the same loss and the same gradient for the rows.
+    expect([...ti.params.keys()]).toEqual(['ti.rows']);
+    expect(ti.unetStep.branches).toEqual([]);
+    expect(() => ti.loraSafetensors()).toThrow(/ti mode trains no LoRA/);
+    const fresh = await (await makeStepper('ti+db', undefined, true)).gradients(b);
+    const g0 = await ti.gradients(b);
+    expect(g0.loss).toBeCloseTo(fresh.loss, 6);
+    expect(maxDiff(g0.gradients.get('ti.rows') as Float32Array, fresh.gradients.get('ti.rows') as Float32Array)).toBeLessThan(
+      1e-6,
+    );
     const before = new Map([...ti.params].map(([k, v]) => [k, Float32Array.from(v)]));
     await ti.step(b);
     for (const [k, v] of ti.params) {

@@ -9,6 +9,7 @@ import { formatSafetensors, InvalidArgumentError, Rng } from '@diffmix/core';
 import {
   AdamW,
   buildEmbeddingRowsStep,
+  buildEpsilonMseStep,
   buildLoraUnetStep,
   clipGradNorm,
   createGraphSession,
@@ -60,8 +61,8 @@ export interface LoraTiStepperOptions {
   alpha?: number;
   targets?: readonly string[];
   /**
-   * LoRA initial values. Default: `peftLoraInit(Rng.fromSeed(seed))` (down random, up zero) in db /
-   * ti+db; zeros in ti (the branches are inserted but frozen, so they must be no-ops).
+   * LoRA initial values (db / ti+db). Default: `peftLoraInit(Rng.fromSeed(seed))` (down random, up
+   * zero). ti mode inserts no LoRA.
    */
   loraInit?: (module: string, kind: 'down' | 'up', dims: readonly [number, number]) => Float32Array;
   /** Seed of the default LoRA init (default 0). */
@@ -161,8 +162,11 @@ export class LoraTiStepper {
       // Copies: the optimiser updates in place, and the graph's initializer data may be shared with a loaded model.
       for (const wt of fs.weights) params.set(wt.name, Float32Array.from(o.unet.initializers.get(wt.name)?.data as Float32Array));
       unetStep = fs;
+    } else if (o.mode === 'ti') {
+      // Textual inversion trains nothing inside the UNet: only d loss / d encoder_hidden_states.
+      unetStep = { ...buildEpsilonMseStep(o.unet, { inputShapes, inputGradients: ['encoder_hidden_states'] }), branches: [] };
     } else {
-      // The UNet step: LoRA matrices as inputs (ti mode: still inserted, fed zeros, never updated).
+      // The UNet step: LoRA matrices as inputs, updated by the optimiser.
       unetStep = buildLoraUnetStep(o.unet, {
         rank: o.rank ?? 10,
         alpha: o.alpha ?? o.rank ?? 10,
@@ -173,12 +177,12 @@ export class LoraTiStepper {
       });
       if (unetStep.branches.length === 0)
         throw new InvalidArgumentError('targets', `no UNet module matches ${JSON.stringify(targets)}`);
-      const init = o.loraInit ?? (o.mode === 'ti' ? undefined : peftLoraInit(Rng.fromSeed(o.seed ?? 0)));
+      const init = o.loraInit ?? peftLoraInit(Rng.fromSeed(o.seed ?? 0));
       for (const b of unetStep.branches) {
         const dd = [o.rank ?? 10, b.inFeatures] as const;
         const ud = [b.outFeatures, o.rank ?? 10] as const;
-        params.set(b.down, init?.(b.module, 'down', dd) ?? new Float32Array(dd[0] * dd[1]));
-        params.set(b.up, init?.(b.module, 'up', ud) ?? new Float32Array(ud[0] * ud[1]));
+        params.set(b.down, init(b.module, 'down', dd));
+        params.set(b.up, init(b.module, 'up', ud));
       }
     }
     let teStep: EmbeddingRowsStep | undefined;
@@ -327,6 +331,7 @@ export class LoraTiStepper {
   loraSafetensors(): Uint8Array {
     if (this.o.mode === 'full')
       throw new InvalidArgumentError('mode', 'full mode trains no LoRA: save the UNet with saveUnetOnnx()');
+    if (this.o.mode === 'ti') throw new InvalidArgumentError('mode', 'ti mode trains no LoRA: save the embeddings only');
     const t: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
     const r = this.o.rank ?? 10;
     for (const b of this.unetStep.branches) {
