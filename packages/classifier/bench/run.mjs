@@ -10,6 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { Rng } from '@diffmix/core';
 import { generateToyDataset } from '@diffmix/datasets';
+import { median } from '@diffmix/tooling/bench';
 import { createEngine, trainClassifier } from '../dist/index.js';
 
 const device = process.env.DIFFMIX_DEVICE ?? 'cpu';
@@ -18,7 +19,6 @@ const engines = (process.env.DIFFMIX_BENCH_ENGINES ?? 'ort,tfjs').split(',');
 const CLASSES = 200;
 // A single measurement slower than this is reported alone instead of repeated.
 const SLOW_MS = 20_000;
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rssMiB = () => +(process.resourceUsage().maxRSS / 1024).toFixed(0);
 const log = (...a) => console.error('[bench]', ...a);
 

@@ -29,6 +29,7 @@ import {
   initClassifierState,
   SGD,
 } from '@diffmix/ort-train';
+import { median } from '@diffmix/tooling/bench';
 import * as ort from 'onnxruntime-node';
 import { createEngine } from '../dist/index.js';
 
@@ -54,7 +55,6 @@ const cases = [
   ...(quick ? [] : [{ arch: 'resnet18', size: 224, batch: batch224, steps: 1 }]),
 ];
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 let peakRss = 0;
 const sampleRss = () => {
   peakRss = Math.max(peakRss, process.memoryUsage().rss);

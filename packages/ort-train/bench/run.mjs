@@ -12,6 +12,7 @@
 // Writes bench-results/ort-train.json. Run after `npm run build`.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Rng } from '@diffmix/core';
+import { median } from '@diffmix/tooling/bench';
 import * as ort from 'onnxruntime-node';
 import * as cur from '../dist/index.js';
 
@@ -20,7 +21,6 @@ const BATCH = 16;
 const CLASSES = 200;
 const quick = !!process.env.DIFFMIX_BENCH_QUICK;
 const sizes = quick ? [64] : [64, 224];
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const baselineDist = process.env.DIFFMIX_BASELINE_DIST;
 const base = baselineDist ? await import(baselineDist) : undefined;
 
