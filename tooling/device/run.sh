@@ -25,7 +25,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 for b in "$@"; do
   name=$(echo "${b%% *}" | tr '/' '_')
   echo "== $b ($device)"
-  (cd "$dev/bench" && DIFFMIX_DEVICE=$device timeout "${BENCH_TIMEOUT:-240}" /tmp/node $b) > "$OUT/$name.log" 2>&1
+  # Benches that compare with PyTorch themselves (lora-finetune/bench/sd15-unet.mjs) find its script here.
+  (cd "$dev/bench" && DIFFMIX_TORCH_SCRIPT="$root/tooling/device/torch_sd_unet.py" DIFFMIX_DEVICE=$device timeout "${BENCH_TIMEOUT:-240}" /tmp/node $b) > "$OUT/$name.log" 2>&1
   echo "rc=$?"; tail -n 25 "$OUT/$name.log"
 done
 find "$dev/bench" -path '*bench-results/*.json' -exec cp {} "$OUT/" \;

@@ -12,6 +12,7 @@ import { parseNpy } from '@diffmix/core';
 import { writeToyDataset } from '@diffmix/datasets';
 import { loadOnnxModel } from '@diffmix/onnx';
 import { graphFromOnnxModel } from '@diffmix/ort-train';
+import { timeRuns } from '@diffmix/tooling/bench';
 import * as ort from 'onnxruntime-node';
 import { fineTune, LoraTiStepper } from '../dist/index.js';
 
@@ -27,7 +28,6 @@ const REPS = Number(process.env.DIFFMIX_BENCH_REPS ?? 20);
 // DIFFMIX_DEVICE=webgpu (or cuda) runs every session there, CPU fallback for unsupported nodes.
 const device = process.env.DIFFMIX_DEVICE ?? 'cpu';
 const sessionOptions = { executionProviders: device === 'cpu' ? ['cpu'] : [device, 'cpu'] };
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const npy = (n) => parseNpy(readFileSync(join(STEP, n)), n).data;
 
 const batch = {
@@ -37,17 +37,7 @@ const batch = {
   inputIds: npy('input_ids.npy'),
 };
 
-async function time(fn, reps) {
-  await fn();
-  await fn();
-  const t = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    await fn();
-    t.push(performance.now() - t0);
-  }
-  return median(t);
-}
+const time = async (fn, reps) => (await timeRuns(fn, { reps })).median;
 
 // Baseline: the exported UNet, forward only, same batch.
 const unetSession = await ort.InferenceSession.create(join(TINY_SD, 'unet', 'model.onnx'), sessionOptions);
@@ -144,3 +134,8 @@ const out = {
 mkdirSync(new URL('../bench-results/', import.meta.url), { recursive: true });
 writeFileSync(new URL('../bench-results/lora-finetune.json', import.meta.url), `${JSON.stringify(out, null, 2)}\n`);
 console.log(JSON.stringify(out, null, 2));
+
+// The SD 1.5-sized UNet (bench/sd15-unet.mjs: minutes and ~14 GB of memory on a CPU) runs by default on
+// a GPU device; DIFFMIX_BENCH_SD15=1 runs it on the CPU too, =0 never.
+const sd15 = process.env.DIFFMIX_BENCH_SD15;
+if (sd15 === '1' || (sd15 !== '0' && device !== 'cpu')) await import('./sd15-unet.mjs');
