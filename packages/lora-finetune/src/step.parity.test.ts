@@ -30,7 +30,7 @@ interface GradsIndex {
   ti: Record<string, { row: number }>;
 }
 
-async function makeStepper(mode: 'ti+db' | 'db' | 'ti', targets?: string[], zeroUp = false) {
+async function makeStepper(mode: 'ti+db' | 'db' | 'ti', targets?: string[], zeroUp = false, alpha = 4) {
   const lora = parseSafetensors(new Uint8Array(readFileSync(join(TINY_SD, 'lora', 'pytorch_lora_weights.safetensors'))));
   const ti = parseSafetensors(new Uint8Array(readFileSync(join(TINY_SD, 'ti', 'learned_embeds.safetensors'))));
   const rows = new Float32Array(64);
@@ -45,7 +45,7 @@ async function makeStepper(mode: 'ti+db' | 'db' | 'ti', targets?: string[], zero
     latentShape: [4, 8, 8],
     hiddenSize: 32,
     rank: 4,
-    alpha: 4,
+    alpha,
     ...(targets ? { targets } : {}),
     loraInit: (m, kind, dims) =>
       zeroUp && kind === 'up'
@@ -145,31 +145,36 @@ describe('LoraTiStepper', () => {
     for (const [k, v] of a.params) expect(Array.from(c.params.get(k) as Float32Array), k).toEqual(Array.from(v));
   }, 120_000);
 
-  it('round trip: saved LoRA + embeddings loaded by StableDiffusion.load reproduce the trained graph', async () => {
-    const b = batch();
-    const s = await makeStepper('ti+db');
-    for (const g of s.optimizer.groups) g.lr = 1e-3;
-    for (let i = 0; i < 3; i++) await s.step(b);
-    const r = await s.gradients(b);
-    const dir = mkdtempSync(join(tmpdir(), 'lora-finetune-'));
-    writeFileSync(join(dir, 'pytorch_lora_weights.safetensors'), s.loraSafetensors());
-    writeFileSync(join(dir, 'learned_embeds.safetensors'), s.embeddingsSafetensors(['<class_0>', '<class_1>']));
-    const sd = await StableDiffusion.load(TINY_SD, {
-      lora: [join(dir, 'pytorch_lora_weights.safetensors')],
-      textualInversion: [join(dir, 'learned_embeds.safetensors')],
-    });
-    const enc = await sd.encodePrompts(['a photo of a <class_0> bird', 'a photo of a <class_1> bird']);
-    expect(enc.ids.flat()).toEqual(Array.from(b.inputIds));
-    expect(maxDiff(enc.data, r.encoderHiddenStates)).toBeLessThanOrEqual(1e-5);
-    for (let i = 0; i < 2; i++) {
-      const pred = await sd.unet.predict(
-        b.noisyLatents.slice(i * 256, (i + 1) * 256),
-        [1, 4, 8, 8],
-        b.timesteps[i] as number,
-        r.encoderHiddenStates.slice(i * 77 * 32, (i + 1) * 77 * 32),
-        [1, 77, 32],
-      );
-      expect(maxDiff(pred, r.prediction.slice(i * 256, (i + 1) * 256))).toBeLessThanOrEqual(1e-5);
-    }
-  }, 120_000);
+  // alpha ≠ rank: the file has no alpha (diffusers' LoRA layout), so the scale must be folded into up.
+  it.each([4, 16])(
+    'round trip (rank 4, alpha %i): saved LoRA + embeddings loaded by StableDiffusion.load reproduce the trained graph',
+    async (alpha) => {
+      const b = batch();
+      const s = await makeStepper('ti+db', undefined, false, alpha);
+      for (const g of s.optimizer.groups) g.lr = 1e-3;
+      for (let i = 0; i < 3; i++) await s.step(b);
+      const r = await s.gradients(b);
+      const dir = mkdtempSync(join(tmpdir(), 'lora-finetune-'));
+      writeFileSync(join(dir, 'pytorch_lora_weights.safetensors'), s.loraSafetensors());
+      writeFileSync(join(dir, 'learned_embeds.safetensors'), s.embeddingsSafetensors(['<class_0>', '<class_1>']));
+      const sd = await StableDiffusion.load(TINY_SD, {
+        lora: [join(dir, 'pytorch_lora_weights.safetensors')],
+        textualInversion: [join(dir, 'learned_embeds.safetensors')],
+      });
+      const enc = await sd.encodePrompts(['a photo of a <class_0> bird', 'a photo of a <class_1> bird']);
+      expect(enc.ids.flat()).toEqual(Array.from(b.inputIds));
+      expect(maxDiff(enc.data, r.encoderHiddenStates)).toBeLessThanOrEqual(1e-5);
+      for (let i = 0; i < 2; i++) {
+        const pred = await sd.unet.predict(
+          b.noisyLatents.slice(i * 256, (i + 1) * 256),
+          [1, 4, 8, 8],
+          b.timesteps[i] as number,
+          r.encoderHiddenStates.slice(i * 77 * 32, (i + 1) * 77 * 32),
+          [1, 77, 32],
+        );
+        expect(maxDiff(pred, r.prediction.slice(i * 256, (i + 1) * 256))).toBeLessThanOrEqual(1e-5);
+      }
+    },
+    120_000,
+  );
 });

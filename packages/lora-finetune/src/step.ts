@@ -327,16 +327,22 @@ export class LoraTiStepper {
     return new Map(this.unetParamNames.map((k) => [k, this.params.get(k) as Float32Array]));
   }
 
-  /** diffusers-format LoRA (`unet.<module>.lora.down.weight` / `.lora.up.weight`). */
+  /**
+   * diffusers-format LoRA (`unet.<module>.lora.down.weight` / `.lora.up.weight`). The layout has no
+   * alpha, and loaders then use scale 1, so when alpha ≠ rank the branch scale alpha / rank is folded
+   * into `up`: every loader (diffusers, @diffmix/diffusion) reproduces the trained model.
+   */
   loraSafetensors(): Uint8Array {
     if (this.o.mode === 'full')
       throw new InvalidArgumentError('mode', 'full mode trains no LoRA: save the UNet with saveUnetOnnx()');
     if (this.o.mode === 'ti') throw new InvalidArgumentError('mode', 'ti mode trains no LoRA: save the embeddings only');
     const t: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
     const r = this.o.rank ?? 10;
+    const scale = (this.o.alpha ?? r) / r;
     for (const b of this.unetStep.branches) {
       t[b.down] = { dtype: 'F32', shape: [r, b.inFeatures], data: this.params.get(b.down) as Float32Array };
-      t[b.up] = { dtype: 'F32', shape: [b.outFeatures, r], data: this.params.get(b.up) as Float32Array };
+      const up = this.params.get(b.up) as Float32Array;
+      t[b.up] = { dtype: 'F32', shape: [b.outFeatures, r], data: scale === 1 ? up : up.map((x) => x * scale) };
     }
     return formatSafetensors(t);
   }
