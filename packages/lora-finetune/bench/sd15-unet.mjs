@@ -44,14 +44,84 @@ const randn = (n, std = 1) => {
   rng.fillNormal(a, 0, std);
   return a;
 };
+const secs = (ms) => +(ms / 1000).toFixed(1);
+
+// The result document, rewritten after every phase: a run that dies or times out on a GPU machine still
+// leaves what it measured. Each phase that throws records its error and the bench goes on.
+const out = {
+  bench: '@diffmix/lora-finetune: LoRA (ti+db) step on an SD 1.5-sized UNet, random weights',
+  date: new Date().toISOString(),
+  node: process.version,
+  device: `${device} (onnxruntime-node)`,
+  unetParameters: unetParameterCount(SD15_UNET),
+  batch,
+  resolution,
+  latent: [4, latent, latent],
+  reps,
+  errors: {},
+};
+mkdirSync(new URL('../bench-results/', import.meta.url), { recursive: true });
+const save = () => {
+  out.peakRssGiB = rssGiB();
+  writeFileSync(new URL(`../bench-results/sd15-unet-${device}.json`, import.meta.url), `${JSON.stringify(out, null, 2)}\n`);
+};
+async function phase(name, fn) {
+  try {
+    await fn();
+  } catch (e) {
+    out.errors[name] = String(e?.stack ?? e).slice(0, 2000);
+    log(`${name} failed: ${String(e?.message ?? e).slice(0, 300)}`);
+  }
+  save();
+}
+
+// Baseline 2 first (it is quick on a GPU): PyTorch, same architecture, LoRA and step, on this machine.
+await phase('torch', async () => {
+  if (process.env.DIFFMIX_TORCH === '0') {
+    out.torch = { skipped: 'DIFFMIX_TORCH=0' };
+    return;
+  }
+  const script =
+    process.env.DIFFMIX_TORCH_SCRIPT ?? fileURLToPath(new URL('../../../tooling/device/torch_sd_unet.py', import.meta.url));
+  if (!existsSync(script)) {
+    out.torch = { skipped: `no ${script}` };
+    return;
+  }
+  const python = process.env.DIFFMIX_TORCH_PYTHON ?? 'python3';
+  const args = [
+    script,
+    '--device',
+    device === 'cpu' ? 'cpu' : 'cuda',
+    '--batch',
+    `${batch}`,
+    '--resolution',
+    `${resolution}`,
+    '--reps',
+    `${reps}`,
+    '--warmup',
+    '2',
+  ];
+  // torch's OpenMP pool may start with one thread here; ONNX Runtime uses every core by default.
+  if (device === 'cpu') args.push('--threads', `${availableParallelism()}`);
+  log(`PyTorch: ${python} ${args.join(' ')}`);
+  const r = spawnSync(python, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+  try {
+    out.torch = JSON.parse(r.stdout);
+  } catch {
+    out.torch = {
+      skipped: `${python} exited ${r.status}${r.error ? ` (${r.error.message})` : ''}`,
+      stdout: r.stdout?.slice(-500),
+    };
+  }
+});
 
 log(
-  `building SD 1.5 UNet (${unetParameterCount(SD15_UNET).toLocaleString()} parameters), batch ${batch}, ${resolution}² (latents ${latent}²)`,
+  `building SD 1.5 UNet (${out.unetParameters.toLocaleString()} parameters), batch ${batch}, ${resolution}² (latents ${latent}²)`,
 );
 let t0 = performance.now();
 const built = buildUnet(SD15_UNET, { rng: rng.split('weights'), batch, height: latent, width: latent, sequence: seq });
-const buildMs = performance.now() - t0;
-log(`built in ${(buildMs / 1000).toFixed(1)} s`);
+out.buildSeconds = secs(performance.now() - t0);
+log(`built in ${out.buildSeconds} s`);
 
 const sample = new ort.Tensor('float32', randn(batch * 4 * latent * latent), [batch, 4, latent, latent]);
 const ehs = new ort.Tensor('float32', randn(batch * seq * hidden), [batch, seq, hidden]);
@@ -61,129 +131,80 @@ const timestep = new ort.Tensor(
   [batch],
 );
 
-// Baseline 1: forward only.
-t0 = performance.now();
-let session = await createGraphSession(ort, built.graph, { sessionOptions });
-const forwardSessionMs = performance.now() - t0;
-const forward = await time(() => session.run({ sample, timestep, encoder_hidden_states: ehs }));
-log(`forward ${forward.median.toFixed(0)} ms (session ${(forwardSessionMs / 1000).toFixed(1)} s)`);
-await session.release();
-session = undefined;
+// Baseline 1: the UNet's forward alone.
+await phase('forward', async () => {
+  t0 = performance.now();
+  const session = await createGraphSession(ort, built.graph, { sessionOptions });
+  out.forwardSessionSeconds = secs(performance.now() - t0);
+  try {
+    const f = await time(() => session.run({ sample, timestep, encoder_hidden_states: ehs }));
+    out.forwardMs = +f.median.toFixed(1);
+    out.forwardRunsMs = f.all.map((x) => +x.toFixed(0));
+    log(`forward ${f.median.toFixed(0)} ms (session ${out.forwardSessionSeconds} s)`);
+  } finally {
+    await session.release();
+  }
+});
 
 // The training step: LoraTiStepper (ti+db) on the same graph.
-const vocab = 49408;
-const te = new Graph('clip_token_embedding');
-te.addInput('input_ids', 'int32', [batch, seq]);
-te.addInitializer('embeddings.token_embedding.weight', {
-  type: 'float32',
-  data: randn(vocab * hidden, 0.02),
-  dims: [vocab, hidden],
+await phase('step', async () => {
+  const vocab = 49408;
+  const te = new Graph('clip_token_embedding');
+  te.addInput('input_ids', 'int32', [batch, seq]);
+  te.addInitializer('embeddings.token_embedding.weight', {
+    type: 'float32',
+    data: randn(vocab * hidden, 0.02),
+    dims: [vocab, hidden],
+  });
+  te.node(
+    'Gather',
+    ['embeddings.token_embedding.weight', 'input_ids'],
+    { axis: 0 },
+    { name: '/embeddings/token_embedding/Gather', output: 'last_hidden_state' },
+  );
+  te.addOutput('last_hidden_state', 'float32', [batch, seq, hidden]);
+  t0 = performance.now();
+  const stepper = await LoraTiStepper.create({
+    ort,
+    unet: built.graph,
+    textEncoder: te,
+    mode: 'ti+db',
+    batchSize: batch,
+    latentShape: [4, latent, latent],
+    hiddenSize: hidden,
+    seqLen: seq,
+    rows: randn(hidden, 0.02),
+    sessionOptions,
+  });
+  out.stepSetupSeconds = secs(performance.now() - t0);
+  out.loraParameters = stepper.loraNames.reduce((a, k) => a + stepper.params.get(k).length, 0);
+  log(`step graph + session in ${out.stepSetupSeconds} s; ${stepper.loraNames.length} LoRA tensors`);
+  const ids = new Int32Array(batch * seq).fill(vocab - 1);
+  for (let b = 0; b < batch; b++) ids.set([49406, 320, 1125, 539, 320, vocab], b * seq); // "<sot> a photo of a <class_0>"
+  const stepBatch = {
+    noisyLatents: sample.data,
+    noise: randn(batch * 4 * latent * latent),
+    timesteps: Array.from(timestep.data),
+    inputIds: ids,
+  };
+  let lastLoss = Number.NaN;
+  const st = await time(async () => {
+    lastLoss = (await stepper.step(stepBatch)).loss;
+  });
+  out.stepMs = +st.median.toFixed(1);
+  out.stepRunsMs = st.all.map((x) => +x.toFixed(0));
+  out.stepsPerSecond = +(1000 / st.median).toFixed(3);
+  out.lastLoss = +lastLoss.toFixed(5);
+  log(`step ${st.median.toFixed(0)} ms (loss ${lastLoss.toFixed(4)})`);
 });
-te.node(
-  'Gather',
-  ['embeddings.token_embedding.weight', 'input_ids'],
-  { axis: 0 },
-  { name: '/embeddings/token_embedding/Gather', output: 'last_hidden_state' },
-);
-te.addOutput('last_hidden_state', 'float32', [batch, seq, hidden]);
 
-t0 = performance.now();
-const stepper = await LoraTiStepper.create({
-  ort,
-  unet: built.graph,
-  textEncoder: te,
-  mode: 'ti+db',
-  batchSize: batch,
-  latentShape: [4, latent, latent],
-  hiddenSize: hidden,
-  seqLen: seq,
-  rows: randn(hidden, 0.02),
-  sessionOptions,
-});
-const stepSetupMs = performance.now() - t0;
-log(`step graph + session in ${(stepSetupMs / 1000).toFixed(1)} s; ${stepper.loraNames.length} LoRA tensors`);
-const ids = new Int32Array(batch * seq).fill(vocab - 1);
-for (let b = 0; b < batch; b++) ids.set([49406, 320, 1125, 539, 320, vocab], b * seq); // "<sot> a photo of a <class_0>"
-const stepBatch = {
-  noisyLatents: sample.data,
-  noise: randn(batch * 4 * latent * latent),
-  timesteps: Array.from(timestep.data),
-  inputIds: ids,
-};
-let lastLoss = Number.NaN;
-const step = await time(async () => {
-  lastLoss = (await stepper.step(stepBatch)).loss;
-});
-log(`step ${step.median.toFixed(0)} ms (loss ${lastLoss.toFixed(4)})`);
-const loraParams = stepper.loraNames.reduce((a, k) => a + stepper.params.get(k).length, 0);
-
-// Baseline 2: PyTorch, same architecture, LoRA and step, on this machine.
-let torch = { skipped: 'DIFFMIX_TORCH=0' };
-if (process.env.DIFFMIX_TORCH !== '0') {
-  const script =
-    process.env.DIFFMIX_TORCH_SCRIPT ?? fileURLToPath(new URL('../../../tooling/device/torch_sd_unet.py', import.meta.url));
-  if (!existsSync(script)) torch = { skipped: `no ${script}` };
-  else {
-    const python = process.env.DIFFMIX_TORCH_PYTHON ?? 'python3';
-    const args = [
-      script,
-      '--device',
-      device === 'cpu' ? 'cpu' : 'cuda',
-      '--batch',
-      `${batch}`,
-      '--resolution',
-      `${resolution}`,
-      '--reps',
-      `${reps}`,
-      '--warmup',
-      '2',
-    ];
-    // torch's OpenMP pool may start with one thread here; ONNX Runtime uses every core by default.
-    if (device === 'cpu') args.push('--threads', `${availableParallelism()}`);
-    log(`PyTorch: ${python} ${args.join(' ')}`);
-    const r = spawnSync(python, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
-    try {
-      torch = JSON.parse(r.stdout);
-    } catch {
-      torch = { skipped: `${python} exited ${r.status}${r.error ? ` (${r.error.message})` : ''}`, stdout: r.stdout?.slice(-500) };
-    }
-  }
+if (out.forwardMs && out.stepMs) out.stepOverForward = +(out.stepMs / out.forwardMs).toFixed(2);
+if (out.torch?.step_ms && out.stepMs && out.forwardMs) {
+  out.vsTorch = {
+    forward: +(out.forwardMs / out.torch.forward_ms).toFixed(2),
+    step: +(out.stepMs / out.torch.step_ms).toFixed(2),
+    note: 'ours / PyTorch time (>1: slower than PyTorch), same machine, same run',
+  };
 }
-
-const ours = { forwardMs: +forward.median.toFixed(1), stepMs: +step.median.toFixed(1) };
-const out = {
-  bench: '@diffmix/lora-finetune: LoRA (ti+db) step on an SD 1.5-sized UNet, random weights',
-  date: new Date().toISOString(),
-  node: process.version,
-  device: `${device} (onnxruntime-node ${ort.env.versions?.common ?? ''})`.trim(),
-  unetParameters: built.parameterCount,
-  loraParameters: loraParams,
-  batch,
-  resolution,
-  latent: [4, latent, latent],
-  reps,
-  buildSeconds: +(buildMs / 1000).toFixed(1),
-  forwardSessionSeconds: +(forwardSessionMs / 1000).toFixed(1),
-  stepSetupSeconds: +(stepSetupMs / 1000).toFixed(1),
-  forwardMs: ours.forwardMs,
-  forwardRunsMs: forward.all.map((x) => +x.toFixed(0)),
-  stepMs: ours.stepMs,
-  stepRunsMs: step.all.map((x) => +x.toFixed(0)),
-  stepsPerSecond: +(1000 / ours.stepMs).toFixed(3),
-  stepOverForward: +(ours.stepMs / ours.forwardMs).toFixed(2),
-  lastLoss: +lastLoss.toFixed(5),
-  peakRssGiB: rssGiB(),
-  torch,
-  ...(torch.step_ms
-    ? {
-        vsTorch: {
-          forward: +(ours.forwardMs / torch.forward_ms).toFixed(2),
-          step: +(ours.stepMs / torch.step_ms).toFixed(2),
-          note: 'ours / PyTorch time (>1: slower than PyTorch), same machine, same run',
-        },
-      }
-    : {}),
-};
-mkdirSync(new URL('../bench-results/', import.meta.url), { recursive: true });
-writeFileSync(new URL(`../bench-results/sd15-unet-${device}.json`, import.meta.url), `${JSON.stringify(out, null, 2)}\n`);
+save();
 console.log(JSON.stringify(out, null, 2));

@@ -57,23 +57,28 @@ describe('LoRA + textual-inversion step parity (golden grads/lora_step)', () => 
     const te = await graphFromOnnxModel(await loadOnnxModel(join(TINY_SD, 'text_encoder', 'model.onnx')));
     const ti = parseSafetensors(new Uint8Array(readFileSync(join(TINY_SD, 'ti', 'learned_embeds.safetensors'))));
     const tokens = Object.entries(index.ti).sort((a, b) => a[1].row - b[1].row);
-    const rows = new Float32Array(tokens.length * 32);
-    for (const [i, [tok]] of tokens.entries()) rows.set(ti.float32(tok).data, i * 32);
+    // Shapes from the golden arrays, so any golden folder works: ids [B, S], hidden states [B, S, H].
+    const ids = readGoldenNpy(...STEP, 'input_ids.npy');
+    const ehsShape = readGoldenNpy(...STEP, 'encoder_hidden_states.npy').shape;
+    const hidden = ehsShape[2] as number;
+    const rows = new Float32Array(tokens.length * hidden);
+    for (const [i, [tok]] of tokens.entries()) rows.set(ti.float32(tok).data, i * hidden);
     const teStep = buildEmbeddingRowsStep(te, {
       input: 'input_ids',
       append: rows,
       name: 'ti.rows',
-      inputShapes: { input_ids: [2, 77] },
+      inputShapes: { input_ids: ids.shape },
     });
     expect(teStep.rows.firstId).toBe(tokens[0]?.[1].token_id);
     const teSession = (await createGraphSession(ort, teStep.graph)) as ort.InferenceSession;
-    const ids = readGoldenNpy(...STEP, 'input_ids.npy');
     const idsInput = te.inputs.find((i) => i.name === 'input_ids');
     const idsData =
-      idsInput?.type === 'int64' ? BigInt64Array.from(ids.data as Int32Array, (v) => BigInt(v)) : (ids.data as Int32Array);
-    const idsTensor = new ort.Tensor(idsInput?.type === 'int64' ? 'int64' : 'int32', idsData, [2, 77]);
+      idsInput?.type === 'int64'
+        ? BigInt64Array.from(ids.data as ArrayLike<number | bigint>, (v) => BigInt(v))
+        : Int32Array.from(ids.data as ArrayLike<number | bigint>, Number);
+    const idsTensor = new ort.Tensor(idsInput?.type === 'int64' ? 'int64' : 'int32', idsData, ids.shape);
     // Chained: our own d loss / d encoder_hidden_states from the UNet step (the training pipeline)…
-    const ours = new ort.Tensor('float32', gradEncoderHiddenStates, [2, 77, 32]);
+    const ours = new ort.Tensor('float32', gradEncoderHiddenStates, ehsShape);
     const teOut = await teSession.run({ input_ids: idsTensor, [teStep.gradOutput]: ours });
     check(
       'encoder_hidden_states (text encoder + TI rows)',
@@ -88,7 +93,7 @@ describe('LoRA + textual-inversion step parity (golden grads/lora_step)', () => 
     // …and isolated: the golden one, so a failure is localised to the text-encoder backward.
     const teGolden = await teSession.run({
       input_ids: idsTensor,
-      [teStep.gradOutput]: f32('grad_encoder_hidden_states.npy', [2, 77, 32]),
+      [teStep.gradOutput]: f32('grad_encoder_hidden_states.npy', ehsShape),
     });
     check(
       'grad_ti (from the golden grad_encoder_hidden_states)',

@@ -90,7 +90,9 @@ describe('buildUnet parity with the exported diffusers UNet (golden tiny-sd)', (
     if (process.env.DIFFMIX_REPORT) {
       const worstLora = Math.max(...ratios.filter((x) => x.label.startsWith('lora ')).map((x) => x.r));
       const head = ratios.filter((x) => !x.label.startsWith('lora ')).map((x) => `${x.label} ${x.r.toExponential(2)}`);
-      console.log(`built UNet LoRA step vs PyTorch (·max|ref|): ${head.join(', ')}, worst LoRA grad ${worstLora.toExponential(2)}`);
+      console.log(
+        `built UNet LoRA step vs PyTorch (·max|ref|): ${head.join(', ')}, worst LoRA grad ${worstLora.toExponential(2)}`,
+      );
     }
     const failures = ratios.filter(({ r }) => !(r <= 1e-4));
     expect(failures).toEqual([]);

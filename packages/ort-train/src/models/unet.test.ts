@@ -1,7 +1,12 @@
-import { ModelFormatError, Rng } from '@diffmix/core';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { formatSafetensors, ModelFormatError, parseSafetensors, Rng } from '@diffmix/core';
+import { loadOnnxModel } from '@diffmix/onnx';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { createGraphSession } from '../graph/convert.js';
+import { createGraphSession, graphFromOnnxModel, graphToOnnxModel } from '../graph/convert.js';
+import { loadState } from './state.js';
 import {
   buildUnet,
   exportScope,
@@ -146,5 +151,30 @@ describe('buildUnet', () => {
     wrong.set('conv_in.weight', { shape: [32, 3, 3, 3], data: new Float32Array(32 * 27) });
     expect(() => buildUnet(config, { state: wrong })).toThrow(/conv_in\.weight.*\[32, 3, 3, 3\].*\[32, 4, 3, 3\]/);
     expect(() => buildUnet(config)).toThrow(/state/);
+  });
+
+  it('the docs recipe: diffusers config.json + safetensors → buildUnet → a saved ONNX UNet that loads and runs the same', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unet-recipe-'));
+    const config0 = unetConfigFromDiffusers(TINY);
+    const weights = unetStateFromGraph(buildUnet(config0, { rng: Rng.fromSeed(9) }).graph, config0);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(TINY));
+    writeFileSync(
+      join(dir, 'diffusion_pytorch_model.safetensors'),
+      formatSafetensors(new Map([...weights].map(([k, t]) => [k, { data: t.data, shape: t.shape }]))),
+    );
+    // The recipe of docs/bring-your-own-sd.md:
+    const config = unetConfigFromDiffusers(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), join(dir, 'config.json'));
+    const file = join(dir, 'diffusion_pytorch_model.safetensors');
+    const state = loadState(unetSpecs(config), parseSafetensors(readFileSync(file), file));
+    const built = buildUnet(config, { state });
+    await graphToOnnxModel(built.graph).save(join(dir, 'model.onnx'));
+    const loaded = await graphFromOnnxModel(await loadOnnxModel(join(dir, 'model.onnx')));
+    const a = await run(config, built.graph, 2, 8, 8);
+    const b = await run(config, loaded, 2, 8, 8);
+    expect(Array.from(b.data as Float32Array)).toEqual(Array.from(a.data as Float32Array));
+    // A state dict with a key the config does not have is named.
+    const extra = new Map(weights);
+    extra.set('add_embedding.linear_1.weight', { shape: [1], data: new Float32Array(1) });
+    expect(() => loadState(unetSpecs(config), extra)).toThrow(/unexpected keys: add_embedding\.linear_1\.weight/);
   });
 });
