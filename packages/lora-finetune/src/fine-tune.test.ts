@@ -4,11 +4,18 @@
  * placeholder rows change, the files round-trip through `StableDiffusion.load`, resume from a file
  * checkpoint repeats the uninterrupted run exactly, bad inputs give named errors, full mode trains.
  */
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AbortedError, InvalidArgumentError, NotFoundError, parseSafetensors } from '@diffmix/core';
+import {
+  AbortedError,
+  float32ToFloat16,
+  InvalidArgumentError,
+  ModelFormatError,
+  NotFoundError,
+  parseSafetensors,
+} from '@diffmix/core';
 import { type ToyDataset, writeToyDataset } from '@diffmix/datasets';
 import { StableDiffusion } from '@diffmix/diffusion';
 import { loadOnnxModel } from '@diffmix/onnx';
@@ -157,6 +164,26 @@ describe('fineTune inputs', () => {
     await expect(fineTune(base({ steps: 0 }))).rejects.toThrow(InvalidArgumentError);
     await expect(fineTune(base({ templates: ['no subject'] }))).rejects.toThrow(/\{\}/);
     await expect(fineTune(base({ shots: 5 }))).rejects.toThrow(/fewer than 5 training images/);
+  }, 60_000);
+
+  it('refuses a float16 export with an error naming the file and the fix', async () => {
+    const dir = tmp('fp16-model-');
+    cpSync(TINY_SD, dir, { recursive: true });
+    const teFile = join(dir, 'text_encoder', 'model.onnx');
+    const te = await loadOnnxModel(teFile);
+    await te.loadExternalData();
+    const name = 'embeddings.token_embedding.weight';
+    const table = te.initializer(te.hasInitializer(name) ? name : `text_model.${name}`);
+    te.setInitializer(te.hasInitializer(name) ? name : `text_model.${name}`, {
+      type: 'float16',
+      dims: table.dims,
+      data: float32ToFloat16(table.data as Float32Array),
+    });
+    await te.save(teFile);
+    const e = await fineTune(base({ model: dir })).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ModelFormatError);
+    expect((e as Error).message).toContain(teFile);
+    expect((e as Error).message).toMatch(/is float16: fine-tuning trains in float32/);
   }, 60_000);
 
   it('fine-tunes on a k-shot subset and a subset hook, in db mode with the class name', async () => {

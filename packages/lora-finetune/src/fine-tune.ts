@@ -36,7 +36,7 @@ import {
   VaeEncoder,
 } from '@diffmix/diffusion';
 import { loadOnnxModel } from '@diffmix/onnx';
-import { findEmbeddingGather, graphFromOnnxModel, type OptimizerStateJson } from '@diffmix/ort-train';
+import { findEmbeddingGather, type Graph, graphFromOnnxModel, type OptimizerStateJson } from '@diffmix/ort-train';
 import * as defaultOrt from 'onnxruntime-node';
 import { saveUnetOnnx } from './save-unet.js';
 import { FINE_TUNE_MODES, type FineTuneMode, LoraTiStepper, type LoraTiStepperOptions } from './step.js';
@@ -416,9 +416,10 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   }
 
   // Graphs, placeholder rows, tokenizer.
-  const unet = await graphFromOnnxModel(await loadOnnxModel(path.join(modelDir, 'unet', 'model.onnx')));
+  const unetFile = path.join(modelDir, 'unet', 'model.onnx');
+  const unet = requireFloat32(await graphFromOnnxModel(await loadOnnxModel(unetFile)), unetFile);
   const teFile = path.join(modelDir, 'text_encoder', 'model.onnx');
-  const textEncoder = await graphFromOnnxModel(await loadOnnxModel(teFile));
+  const textEncoder = requireFloat32(await graphFromOnnxModel(await loadOnnxModel(teFile)), teFile);
   const tokenizer = await loadClipTokenizer(path.join(modelDir, 'tokenizer'));
   const tokenOf = options.placeholder ?? defaultPlaceholder;
   const classTokens = placeholders ? dataset.classes.map((c) => tokenOf(c.id)) : [];
@@ -602,3 +603,22 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
 
 /** Complete checkpoints of a fine-tuning output folder (`outDir/checkpoints/step-NNNNNNN`), oldest first. */
 export { listCheckpoints };
+
+/**
+ * Training runs in float32: a float16 export (`--fp16`) would feed float32 LoRA branches into float16
+ * MatMuls, and its embedding table would be read as raw half-precision bits. Names the file instead.
+ */
+function requireFloat32(graph: Graph, file: string): Graph {
+  const half = [...graph.initializers].find(([, t]) => t.type === 'float16' || t.type === 'bfloat16');
+  const halfInput = graph.inputs.find((i) => i.type === 'float16' || i.type === 'bfloat16');
+  if (half || halfInput) {
+    const what = half
+      ? `initializer ${JSON.stringify(half[0])} is ${half[1].type}`
+      : `input ${JSON.stringify(halfInput?.name)} is ${halfInput?.type}`;
+    throw new ModelFormatError(
+      file,
+      `${what}: fine-tuning trains in float32 — use a float32 export (without --fp16); float16 exports are for sampling only`,
+    );
+  }
+  return graph;
+}
