@@ -4,7 +4,7 @@
  * placeholder rows change, the files round-trip through `StableDiffusion.load`, resume from a file
  * checkpoint repeats the uninterrupted run exactly, bad inputs give named errors, full mode trains.
  */
-import { cpSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -164,6 +164,22 @@ describe('fineTune inputs', () => {
     await expect(fineTune(base({ steps: 0 }))).rejects.toThrow(InvalidArgumentError);
     await expect(fineTune(base({ templates: ['no subject'] }))).rejects.toThrow(/\{\}/);
     await expect(fineTune(base({ shots: 5 }))).rejects.toThrow(/fewer than 5 training images/);
+  }, 60_000);
+
+  it('v-prediction models (SD 2.x 768-v) regress the velocity, as diffusers trains them', async () => {
+    const dir = tmp('vpred-model-');
+    cpSync(TINY_SD, dir, { recursive: true });
+    const cfgFile = join(dir, 'scheduler', 'scheduler_config.json');
+    const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
+    writeFileSync(cfgFile, JSON.stringify({ ...cfg, prediction_type: 'v_prediction' }));
+    // lr 0: same seed ⇒ same latents, noise and UNet outputs as the ε run; only the target differs.
+    const eps = await fineTune(base({ steps: 2, lr: 0, embeddingLr: 0 }));
+    const v = await fineTune(base({ model: dir, steps: 2, lr: 0, embeddingLr: 0 }));
+    const summary = JSON.parse(readFileSync(join(v.outDir, 'finetune.json'), 'utf8'));
+    expect(summary.config.predictionType).toBe('v_prediction');
+    for (let i = 0; i < 2; i++) expect(Math.abs((v.losses[i] as number) - (eps.losses[i] as number))).toBeGreaterThan(1e-3);
+    writeFileSync(cfgFile, JSON.stringify({ ...cfg, prediction_type: 'flow_prediction' }));
+    await expect(fineTune(base({ model: dir, steps: 1 }))).rejects.toThrow(/scheduler_config\.json.*flow_prediction/);
   }, 60_000);
 
   it('refuses a float16 export with an error naming the file and the fix', async () => {

@@ -1,7 +1,8 @@
 /**
  * `fineTune()`: Diff-Mix's first stage end to end, as the official training script does it —
  * dataset records → decode, resize (shorter side), random crop, random flip → VAE encoder latents ×
- * scaling factor → prompt from a template → random timesteps, DDPM `add_noise` → ε-prediction MSE →
+ * scaling factor → prompt from a template → random timesteps, DDPM `add_noise` → MSE against the model's
+ * target (ε, or v for v-prediction models: the scheduler config's `prediction_type`) →
  * AdamW (constant lr), grad clipping on the UNet group — with file checkpoints and an exact resume.
  *
  * Randomness: every draw comes from child streams of `Rng.fromSeed(seed)` named by what they are for
@@ -40,6 +41,7 @@ import { findEmbeddingGather, type Graph, graphFromOnnxModel, type OptimizerStat
 import * as defaultOrt from 'onnxruntime-node';
 import { saveUnetOnnx } from './save-unet.js';
 import { FINE_TUNE_MODES, type FineTuneMode, LoraTiStepper, type LoraTiStepperOptions } from './step.js';
+import { predictionTypeOf, trainingTarget } from './target.js';
 
 /** The official code's initial placeholder embedding: the row of token id 42170. */
 export const DEFAULT_INIT_TOKEN_ID = 42170;
@@ -347,6 +349,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   // ᾱ (and the same float32 arithmetic) as DDIM's add_noise, which @diffmix/diffusion implements.
   const noiseScheduler = DDIMScheduler.fromConfig(schedulerRaw, {}, path.join(modelDir, 'scheduler', 'scheduler_config.json'));
   const T = noiseScheduler.config.num_train_timesteps;
+  const predictionType = predictionTypeOf(schedulerRaw, path.join(modelDir, 'scheduler', 'scheduler_config.json'));
 
   // Records: subset → shots → train split.
   let dataset = options.dataset;
@@ -526,7 +529,13 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
     const timesteps = Array.from({ length: B }, () => sr.int(T));
     const noise = sr.fillNormal(new Float32Array(B * per));
     const noisyLatents = noiseScheduler.addNoise(latents, noise, timesteps);
-    return { noisyLatents, noise, timesteps, inputIds: ids };
+    // The stepper regresses its `noise` field: the model's target (ε, v or x₀).
+    return {
+      noisyLatents,
+      noise: trainingTarget(predictionType, noiseScheduler, latents, noise, timesteps),
+      timesteps,
+      inputIds: ids,
+    };
   };
 
   await mkdir(outDir, { recursive: true });
@@ -589,7 +598,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
       records: records.length,
       classes: dataset.classes.length,
     },
-    config: { ...config, steps, checkpointEvery },
+    config: { ...config, steps, checkpointEvery, predictionType },
     placeholders: Object.fromEntries(classTokens.map((t, i) => [t, dataset.classes[i]?.name ?? ''])),
     losses,
     resumedFrom: start,
