@@ -39,6 +39,19 @@ describe('UNet2DConditionModel config', () => {
     expect(unetParameterCount(unetConfigFromDiffusers(TINY))).toBe(792_964);
   });
 
+  it('takes SD 2.1’s config (per-block heads, linear projections, upcast_attention) with its 865,910,724 parameters', () => {
+    const sd21 = unetConfigFromDiffusers({
+      ...SD15_UNET_DIFFUSERS_CONFIG,
+      attention_head_dim: [5, 10, 20, 20],
+      cross_attention_dim: 1024,
+      sample_size: 96,
+      upcast_attention: true,
+      use_linear_projection: true,
+    });
+    expect(sd21.attentionHeads).toEqual([5, 10, 20, 20]);
+    expect(unetParameterCount(sd21)).toBe(865_910_724);
+  });
+
   it('reads attention_head_dim as the head count (diffusers’ naming), per block when a list', () => {
     expect(SD15_UNET.attentionHeads).toEqual([8, 8, 8, 8]);
     // SD 2.x style: per-block head counts and linear projections.

@@ -76,14 +76,17 @@ export const SD15_UNET_DIFFUSERS_CONFIG: Readonly<Record<string, unknown>> = Obj
   up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'],
 });
 
-/** Keys that must hold their default (absent, null or the value here) for the builder to be exact. */
+/**
+ * Keys that must hold their default (absent, null or the value here) for the builder to be exact.
+ * (`upcast_attention`, set by SD 2.1, is accepted: it computes attention in float32, which this float32
+ * graph always does.)
+ */
 const REQUIRED_DEFAULTS: Record<string, unknown> = {
   act_fn: 'silu',
   center_input_sample: false,
   mid_block_type: 'UNetMidBlock2DCrossAttn',
   only_cross_attention: false,
   dual_cross_attention: false,
-  upcast_attention: false,
   resnet_time_scale_shift: 'default',
   resnet_skip_time_act: false,
   resnet_out_scale_factor: 1,
