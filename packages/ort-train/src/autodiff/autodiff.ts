@@ -127,7 +127,11 @@ export function buildGradientGraph(forward: Graph, options: GradientGraphOptions
     const list = grads.get(v);
     if (!list || list.length === 0) return undefined;
     if (list.length === 1) return list[0];
-    const s = ctx.op('Sum', list, {}, ctx.type(v), ctx.shape(v));
+    // A left-to-right chain of Adds rather than one Sum: the same float result (ORT's Sum also adds its
+    // inputs in order), and Add runs on every execution provider — ORT's WebGPU provider has no Sum kernel,
+    // so each Sum (hundreds in a UNet's backward) fell back to the CPU with two copies across the bus.
+    let s = list[0] as string;
+    for (const next of list.slice(1)) s = ctx.op('Add', [s, next], {}, ctx.type(v), ctx.shape(v));
     grads.set(v, [s]);
     return s;
   };

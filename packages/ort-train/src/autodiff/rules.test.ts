@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { attr, type Graph, tensorOf } from '../graph/graph.js';
+import { attr, type Graph, Graph as GraphCtor, tensorOf } from '../graph/graph.js';
 import { buildGradientGraph, UnsupportedOpsError } from './autodiff.js';
 import { fdCase, type ParamOptions } from './testing.js';
 
@@ -40,6 +40,19 @@ describe('elementwise with broadcasting', () => {
   fd('Mul x * x (fan-out)', 'float64', (g, p) => {
     const a = p('a', [5]);
     return g.node('Mul', [a, a]);
+  });
+  fd('fan-out of three, with broadcasting: x·a + x + exp(x)', 'float64', (g, p) => {
+    const x = p('x', [2, 3]);
+    return g.node('Add', [g.node('Add', [g.node('Mul', [x, p('a', [3])]), x]), g.node('Exp', [x])]);
+  });
+  it('accumulates fan-out gradients with Add, not Sum (ORT WebGPU has no Sum kernel)', () => {
+    const g = new GraphCtor();
+    g.addInitializer('x', tensorOf('float32', [2, 3], [1, 2, 3, 4, 5, 6]));
+    const y = g.node('Add', [g.node('Add', [g.node('Mul', ['x', 'x']), 'x']), g.node('Exp', ['x'])]);
+    const l = g.node('ReduceSum', [y], { keepdims: 0 });
+    g.addOutput(l, 'float32', []);
+    const tg = buildGradientGraph(g, { loss: l, wrt: ['x'] });
+    expect(tg.graph.nodes.filter((n) => n.opType === 'Sum')).toEqual([]);
   });
   fd('Div [2,3] / [3]', 'float64', (g, p) => g.node('Div', [p('a', [2, 3]), p('b', [3], POS)]));
   fd('Div scalar / [2,2]', 'float64', (g, p) => g.node('Div', [p('a', []), p('b', [2, 2], POS)]));
@@ -333,6 +346,37 @@ describe('convolution, pooling, resize', () => {
       nearest_mode: 'floor',
     }),
   );
+  fd('Resize nearest ×(3, 2) asymmetric floor (block-sum gradient)', 'float32', (g, p) =>
+    g.node('Resize', [p('x', [2, 1, 2, 3]), '', g.constant(tensorOf('float32', [4], [1, 1, 3, 2]))], {
+      mode: 'nearest',
+      coordinate_transformation_mode: 'asymmetric',
+      nearest_mode: 'floor',
+    }),
+  );
+  it('integer nearest upsampling backpropagates with Reshape + ReduceSum (no ScatterElements: not on WebGPU)', () => {
+    const build = (ctm: string) => {
+      const g = new GraphCtor();
+      g.addInitializer(
+        'x',
+        tensorOf(
+          'float32',
+          [1, 2, 3, 3],
+          Array.from({ length: 18 }, (_, i) => i),
+        ),
+      );
+      const y = g.node('Resize', ['x', '', g.constant(tensorOf('float32', [4], [1, 1, 2, 2]))], {
+        mode: 'nearest',
+        coordinate_transformation_mode: ctm,
+        nearest_mode: 'floor',
+      });
+      const l = g.node('ReduceSum', [g.node('Mul', [y, y])], { keepdims: 0 });
+      g.addOutput(l, 'float32', []);
+      return buildGradientGraph(g, { loss: l, wrt: ['x'] }).graph.nodes.map((n) => n.opType);
+    };
+    expect(build('asymmetric')).not.toContain('ScatterElements');
+    // Other coordinate modes keep the general index-scatter rule.
+    expect(build('half_pixel')).toContain('ScatterElements');
+  });
 });
 
 describe('normalisation', () => {

@@ -426,12 +426,44 @@ reg(['Resize'], ({ ctx, node, dy }) => {
   if (attrString(node, 'mode', 'nearest') !== 'nearest')
     throw new InvalidArgumentError('graph', `Resize ${node.name}: only mode=nearest has a gradient rule`);
   const x = input(node, 0);
+  const blocks = integerUpsampleFactors(ctx, node, x);
+  if (blocks) {
+    // Integer upsampling (UNet upsamplers: nearest ×2, asymmetric, floor) copies each input element
+    // into an s₀×s₁×… block, so its gradient is the sum over that block: a Reshape and a ReduceSum,
+    // which every execution provider runs (the general path needs ScatterElements: not on WebGPU).
+    const xs = blocks.inputShape;
+    const split = xs.flatMap((d, i) => [d, blocks.factors[i] as number]);
+    const axes = xs.map((_, i) => 2 * i + 1);
+    const r = ctx.op('Reshape', [need0(dy), ctx.int64s(split)], {}, ctx.type(x), split);
+    return [ctx.op('ReduceSum', [r, ctx.int64s(axes)], { keepdims: 0 }, ctx.type(x), xs)];
+  }
   // Resize the flat indices (as int32: exact, and supported by the CPU kernel) with the same
   // parameters: each output element then names the input element it copied.
   const idx32 = ctx.op('Cast', [flatIndices(ctx, x)], { to: 6 }, 'int32', ctx.shape(x));
   const r = ctx.op('Resize', [idx32, ...node.inputs.slice(1)], node.attrs, 'int32', undefined);
   return [scatterFlat(ctx, x, ctx.op('Cast', [r], { to: 7 }, 'int64', undefined), need0(dy), true)];
 });
+
+/**
+ * The per-axis integer factors of a nearest Resize that replicates blocks — static input shape, constant
+ * integer `scales` (no `sizes`), coordinate_transformation_mode `asymmetric`, nearest_mode `floor` (so
+ * output i reads input ⌊i / s⌋) — or undefined when the node is anything else.
+ */
+function integerUpsampleFactors(
+  ctx: GradContext,
+  node: GraphNode,
+  x: string,
+): { inputShape: number[]; factors: number[] } | undefined {
+  if (attrString(node, 'coordinate_transformation_mode', 'half_pixel') !== 'asymmetric') return undefined;
+  if (attrString(node, 'nearest_mode', 'round_prefer_floor') !== 'floor') return undefined;
+  if (node.inputs[3]) return undefined; // sizes
+  const xs = ctx.staticShape(x);
+  const scales = node.inputs[2] ? ctx.consts.get(node.inputs[2]) : undefined;
+  if (!xs || !scales || scales.data.length !== xs.length) return undefined;
+  const factors = Array.from(scales.data, Number);
+  if (!factors.every((f) => Number.isInteger(f) && f >= 1)) return undefined;
+  return { inputShape: xs, factors };
+}
 
 // ---------------------------------------------------------------- convolution and pooling
 
