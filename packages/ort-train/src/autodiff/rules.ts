@@ -220,6 +220,28 @@ reg(['Cast'], ({ ctx, node, dy }) => {
 
 // ---------------------------------------------------------------- matrix products
 
+/**
+ * The static shape of `MatMul(x, y)` for operands of rank ≥ 2 with known shapes (numpy rules: the batch
+ * dims broadcast), else undefined. Giving gradient MatMuls their shape keeps the later broadcast
+ * reductions static (a ReduceSum over known axes instead of Shape / Equal / NonZero at run time).
+ */
+function matmulShape(ctx: GradContext, x: string, y: string): Dim[] | undefined {
+  const sx = ctx.staticShape(x);
+  const sy = ctx.staticShape(y);
+  if (!sx || !sy || sx.length < 2 || sy.length < 2) return undefined;
+  const bx = sx.slice(0, -2);
+  const by = sy.slice(0, -2);
+  const n = Math.max(bx.length, by.length);
+  const batch: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const a = bx[bx.length - n + i] ?? 1;
+    const b = by[by.length - n + i] ?? 1;
+    if (a !== b && a !== 1 && b !== 1) return undefined;
+    batch.push(a === 1 ? b : a);
+  }
+  return [...batch, sx[sx.length - 2] as number, sy[sy.length - 1] as number];
+}
+
 function transposeLast2(ctx: GradContext, v: string, node: GraphNode): string {
   const r = ctx.rank(v, node);
   const s = ctx.shape(v) as Dim[];
@@ -258,7 +280,8 @@ reg(['MatMul'], ({ ctx, node, dy, needs }) => {
   const a2 = ra === 1 ? ctx.op('Unsqueeze', [a, ctx.int64s([0])], {}, t, [1, ...(ctx.shape(a) as Dim[])]) : a;
   const b2 = rb === 1 ? ctx.op('Unsqueeze', [b, ctx.int64s([1])], {}, t, [...(ctx.shape(b) as Dim[]), 1]) : b;
   if (needs[0]) {
-    let d = ctx.op('MatMul', [g2, transposeLast2(ctx, b2, node)], {}, t, undefined);
+    const bT = transposeLast2(ctx, b2, node);
+    let d = ctx.op('MatMul', [g2, bT], {}, t, matmulShape(ctx, g2, bT));
     if (ra === 1) d = ctx.op('Squeeze', [d, ctx.int64s([-2])], {}, t, undefined);
     ga = ctx.reduceTo(d, a);
   }
@@ -271,7 +294,8 @@ reg(['MatMul'], ({ ctx, node, dy, needs }) => {
     const g2d = ctx.op('Reshape', [g, ctx.int64s([-1, mDim])], {}, t, [null, mDim]);
     gb = ctx.op('Gemm', [a2d, g2d], { transA: 1 }, t, [kDim, mDim]);
   } else if (needs[1]) {
-    let d = ctx.op('MatMul', [transposeLast2(ctx, a2, node), g2], {}, t, undefined);
+    const aT = transposeLast2(ctx, a2, node);
+    let d = ctx.op('MatMul', [aT, g2], {}, t, matmulShape(ctx, aT, g2));
     if (rb === 1) d = ctx.op('Squeeze', [d, ctx.int64s([-1])], {}, t, undefined);
     gb = ctx.reduceTo(d, b);
   }
