@@ -640,14 +640,6 @@ reg(['Conv'], ({ ctx, node, dy, needs }) => {
 });
 
 /**
- * Conv weight gradient as GEMMs (static shapes, group 1, 2-D): with Xt = X transposed to [C, N, H, W]
- * and zero-padded, each kernel offset (i, j) is a strided window Xt[:, :, i·dh + s·p, j·dw + s·q] of
- * shape [C, N·L], and dW[:, :, i, j] = dY[O, N·L] · windowᵀ — kh·kw GEMMs with M = O, N = C and K = N·L.
- * The swapped convolution instead runs C thin GEMMs with kh·kw columns each (one per input channel),
- * which ORT's CPU kernels execute far below peak, and the im2col matrix is never materialised here.
- * Undefined when a shape is not static.
- */
-/**
  * Conv weight gradient as GEMMs (static shapes, group 1, 2-D). Two forms of the same im2col product,
  * chosen by size: per-offset GEMMs over strided windows of X for kernels of ≤ 9 taps and outputs below
  * 1024 positions; otherwise an explicit im2col (one-hot-kernel convolution) and a single GEMM — large
@@ -665,33 +657,51 @@ function gemmWeightGrad(
   dil: number[],
   pads: number[],
 ): string | undefined {
-  const ys = ctx.staticShape(output(node));
-  const l = ys && ys.length === 4 ? (ys[2] as number) * (ys[3] as number) : 0;
-  const kk = ws.length === 4 ? (ws[2] as number) * (ws[3] as number) : 0;
-  return l >= 1024 || kk > 9
-    ? explicitIm2colWeightGrad(ctx, node, x, g, ws, strides, dil, pads)
-    : offsetsWeightGrad(ctx, node, x, g, ws, strides, dil, pads);
+  const geom = staticConv2d(ctx, node, x, ws);
+  if (!geom) return undefined;
+  const args: Conv2dGrad = { ...geom, x, g, ws, strides, dil, pads, t: ctx.type(x) };
+  return geom.ho * geom.wo >= 1024 || geom.kh * geom.kw > 9 ? explicitIm2colWeightGrad(ctx, args) : offsetsWeightGrad(ctx, args);
 }
-function offsetsWeightGrad(
+
+/** The static sizes of a 2-D convolution X [N, C, H, W] ⋆ W [O, C, kh, kw] → [N, O, Ho, Wo]; undefined if any is unknown. */
+function staticConv2d(
   ctx: GradContext,
   node: GraphNode,
   x: string,
-  g: string,
   ws: Dim[],
-  strides: number[],
-  dil: number[],
-  pads: number[],
-): string | undefined {
+): { n: number; c: number; h: number; w: number; o: number; kh: number; kw: number; ho: number; wo: number } | undefined {
   const xs = ctx.staticShape(x);
   const ys = ctx.staticShape(output(node));
-  if (!xs || !ys || xs.length !== 4 || !ws.every((d) => typeof d === 'number')) return undefined;
+  if (!xs || !ys || xs.length !== 4 || ys.length !== 4 || ws.length !== 4 || !ws.every((d) => typeof d === 'number'))
+    return undefined;
   const [n, c, h, w] = xs as [number, number, number, number];
   const [o, , kh, kw] = ws as [number, number, number, number];
-  const [ho, wo] = [ys[2] as number, ys[3] as number];
+  return { n, c, h, w, o, kh, kw, ho: ys[2] as number, wo: ys[3] as number };
+}
+
+/** Everything the two GEMM forms of the Conv weight gradient need. */
+interface Conv2dGrad extends NonNullable<ReturnType<typeof staticConv2d>> {
+  x: string;
+  g: string;
+  ws: Dim[];
+  strides: number[];
+  dil: number[];
+  pads: number[];
+  t: OnnxDataType;
+}
+
+/**
+ * Conv weight gradient as GEMMs (static shapes, group 1, 2-D): with Xt = X transposed to [C, N, H, W]
+ * and zero-padded, each kernel offset (i, j) is a strided window Xt[:, :, i·dh + s·p, j·dw + s·q] of
+ * shape [C, N·L], and dW[:, :, i, j] = dY[O, N·L] · windowᵀ — kh·kw GEMMs with M = O, N = C and K = N·L.
+ * The swapped convolution instead runs C thin GEMMs with kh·kw columns each (one per input channel),
+ * which ORT's CPU kernels execute far below peak, and the im2col matrix is never materialised here.
+ */
+function offsetsWeightGrad(ctx: GradContext, a: Conv2dGrad): string {
+  const { x, g, ws, strides, dil, pads, t, n, c, h, w, o, kh, kw, ho, wo } = a;
   const [sh, sw] = strides as [number, number];
   const [dh, dw] = dil as [number, number];
   const [pt, pl, pb, pr] = pads as [number, number, number, number];
-  const t = ctx.type(x);
   const nl = n * ho * wo;
   let xt = ctx.op('Transpose', [x], { perm: [1, 0, 2, 3] }, t, [c, n, h, w]);
   const hp = h + pt + pb;
@@ -753,38 +763,19 @@ function oneHotWindowKernel(ctx: GradContext, t: OnnxDataType, kh: number, kw: n
  * Conv weight gradient as one GEMM (static shapes, group 1): im2col of X by a convolution with one-hot
  * kernels ([N·C, 1, H, W] → [N·C, kh·kw, L]), then dW = dY[O, N·L] · colsᵀ[N·L, C·kh·kw]. The swapped
  * convolution instead runs C thin GEMMs with kh·kw columns each (one per input channel), which ORT's
- * CPU kernels execute far below peak. Undefined when a shape is not static.
+ * CPU kernels execute far below peak.
  */
-function explicitIm2colWeightGrad(
-  ctx: GradContext,
-  node: GraphNode,
-  x: string,
-  g: string,
-  ws: Dim[],
-  strides: number[],
-  dil: number[],
-  pads: number[],
-): string | undefined {
-  const xs = ctx.staticShape(x);
-  const ys = ctx.staticShape(output(node));
-  if (!xs || !ys || xs.length !== 4 || !ws.every((d) => typeof d === 'number')) return undefined;
-  const [n, c, h, w] = xs as [number, number, number, number];
-  const [o, , kh, kw] = ws as [number, number, number, number];
-  const l = (ys[2] as number) * (ys[3] as number);
+function explicitIm2colWeightGrad(ctx: GradContext, args: Conv2dGrad): string {
+  const { x, g, ws, strides, dil, pads, t, n, c, h, w, o, kh, kw, ho, wo } = args;
+  const l = ho * wo;
   const kk = kh * kw;
-  const t = ctx.type(x);
   let cols: string;
   const identity = kk === 1 && strides.every((s) => s === 1) && pads.every((p) => p === 0);
   if (identity) cols = x;
   else {
     const kernel = oneHotWindowKernel(ctx, t, kh, kw, 'im2col_eye');
     const x1 = ctx.op('Reshape', [x, ctx.int64s([n * c, 1, h, w])], {}, t, [n * c, 1, h, w]);
-    cols = ctx.op('Conv', [x1, kernel], { strides, dilations: dil, pads, kernel_shape: [kh, kw] }, t, [
-      n * c,
-      kk,
-      ys[2] as number,
-      ys[3] as number,
-    ]);
+    cols = ctx.op('Conv', [x1, kernel], { strides, dilations: dil, pads, kernel_shape: [kh, kw] }, t, [n * c, kk, ho, wo]);
   }
   const colsT = ctx.op(
     'Transpose',
