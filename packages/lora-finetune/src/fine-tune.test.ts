@@ -20,6 +20,7 @@ import { type ToyDataset, writeToyDataset } from '@diffmix/datasets';
 import { StableDiffusion } from '@diffmix/diffusion';
 import { loadOnnxModel } from '@diffmix/onnx';
 import { graphFromOnnxModel } from '@diffmix/ort-train';
+import { maxAbs, maxAbsDiff } from '@diffmix/tooling/testing';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type FineTuneOptions, fineTune, listCheckpoints } from './fine-tune.js';
@@ -30,8 +31,6 @@ const TINY_SD = process.env.DIFFMIX_GOLDEN_DIR
   : fileURLToPath(new URL('../../diffusion/fixtures/golden/tiny-sd', import.meta.url));
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
 const mean = (a: readonly number[]) => a.reduce((x, y) => x + y, 0) / a.length;
-const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - (b[i] as number))), 0);
 const report = (s: string) => process.env.DIFFMIX_REPORT && console.log(s);
 
 let toy: ToyDataset;
@@ -89,7 +88,7 @@ describe('fineTune (ti+db)', () => {
     const table = te.initializers.get([...te.initializers.keys()].find((k) => k.includes('token_embedding')) as string)
       ?.data as Float32Array;
     const init = table.slice(42170 * 32, 42171 * 32);
-    expect(maxDiff(emb.float32('<class_0>').data, init)).toBeGreaterThan(0);
+    expect(maxAbsDiff(emb.float32('<class_0>').data, init)).toBeGreaterThan(0);
 
     const base0 = await StableDiffusion.load(TINY_SD, { skipVaeEncoder: true });
     const sd = await StableDiffusion.load(TINY_SD, {
@@ -121,10 +120,10 @@ describe('fineTune (ti+db)', () => {
       timesteps: [500],
       inputIds: Int32Array.from(enc.ids.flat()),
     });
-    expect(maxDiff(enc.data, r.encoderHiddenStates)).toBeLessThanOrEqual(1e-5);
+    expect(maxAbsDiff(enc.data, r.encoderHiddenStates)).toBeLessThanOrEqual(1e-5);
     const pred = await sd.unet.predict(sample, [1, 4, 8, 8], 500, enc.data, [1, 77, 32]);
     // Merged W + s·U·D vs the unmerged branch: float32 reassociation only (measured ~1e-7 relative).
-    expect(maxDiff(pred, r.prediction)).toBeLessThanOrEqual(1e-5 * maxAbs(r.prediction));
+    expect(maxAbsDiff(pred, r.prediction)).toBeLessThanOrEqual(1e-5 * maxAbs(r.prediction));
   }, 60_000);
 });
 

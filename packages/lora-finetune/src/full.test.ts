@@ -11,6 +11,7 @@ import { parseNpy } from '@diffmix/core';
 import { StableDiffusion } from '@diffmix/diffusion';
 import { loadOnnxModel } from '@diffmix/onnx';
 import { graphFromOnnxModel } from '@diffmix/ort-train';
+import { maxAbs, maxAbsDiff } from '@diffmix/tooling/testing';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { saveUnetOnnx } from './save-unet.js';
@@ -23,8 +24,6 @@ const TINY_SD = process.env.DIFFMIX_GOLDEN_DIR
   : fileURLToPath(new URL('../../diffusion/fixtures/golden/tiny-sd', import.meta.url));
 const npy = (name: string) => parseNpy(readFileSync(join(STEP, name)), name);
 const f32 = (name: string) => npy(name).data as Float32Array;
-const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - (b[i] as number))), 0);
 
 describe('full mode', () => {
   it('trains every UNet weight and the rows, leaves the text encoder frozen, and saves a loadable UNet folder', async () => {
@@ -59,9 +58,9 @@ describe('full mode', () => {
     expect(losses.at(-1) as number).toBeLessThan((losses[0] as number) * 0.9);
     // The graph's own initializers are untouched (weights are copies fed as inputs); all weights moved.
     for (const [k, v] of original) expect(unet.initializers.get(k)?.data).toEqual(v);
-    const changed = [...s.unetWeights()].filter(([k, v]) => maxDiff(v, original.get(k) as Float32Array) > 0).length;
+    const changed = [...s.unetWeights()].filter(([k, v]) => maxAbsDiff(v, original.get(k) as Float32Array) > 0).length;
     expect(changed).toBe(original.size);
-    expect(maxDiff(s.rows as Float32Array, rows)).toBeGreaterThan(0);
+    expect(maxAbsDiff(s.rows as Float32Array, rows)).toBeGreaterThan(0);
 
     const out = mkdtempSync(join(tmpdir(), 'lora-ft-full-'));
     await saveUnetOnnx(TINY_SD, out, s.unetWeights());
@@ -80,7 +79,7 @@ describe('full mode', () => {
       const ref = after.prediction.slice(b * per, (b + 1) * per);
       // Same weights, same ORT CPU kernels; only the training graph's static shapes / lowered norms
       // differ from the exported graph: float32 reassociation, ≤ 1e-5 of the output scale.
-      expect(maxDiff(pred, ref)).toBeLessThanOrEqual(1e-5 * maxAbs(ref));
+      expect(maxAbsDiff(pred, ref)).toBeLessThanOrEqual(1e-5 * maxAbs(ref));
     }
     // The untouched source folder still gives the old output: the saved weights are the trained ones.
     const base = await StableDiffusion.load(TINY_SD, { skipVaeEncoder: true });
@@ -91,6 +90,6 @@ describe('full mode', () => {
       after.encoderHiddenStates.slice(0, ctx),
       [1, 77, 32],
     );
-    expect(maxDiff(old, after.prediction.slice(0, per))).toBeGreaterThan(1e-3 * maxAbs(old));
+    expect(maxAbsDiff(old, after.prediction.slice(0, per))).toBeGreaterThan(1e-3 * maxAbs(old));
   }, 120_000);
 });

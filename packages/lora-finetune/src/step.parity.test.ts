@@ -11,6 +11,7 @@ import { parseNpy, parseSafetensors } from '@diffmix/core';
 import { StableDiffusion } from '@diffmix/diffusion';
 import { loadOnnxModel } from '@diffmix/onnx';
 import { graphFromOnnxModel } from '@diffmix/ort-train';
+import { maxAbs, maxAbsDiff } from '@diffmix/tooling/testing';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { LoraTiStepper } from './step.js';
@@ -22,8 +23,6 @@ const TINY_SD = process.env.DIFFMIX_GOLDEN_DIR
   : fileURLToPath(new URL('../../diffusion/fixtures/golden/tiny-sd', import.meta.url));
 const npy = (name: string) => parseNpy(readFileSync(join(STEP, name)), name);
 const f32 = (name: string) => npy(name).data as Float32Array;
-const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - (b[i] as number))), 0);
 
 interface GradsIndex {
   lora: Record<string, { file: string }>;
@@ -69,7 +68,7 @@ describe('LoraTiStepper', () => {
     const r = await s.gradients(batch());
     const bad: string[] = [];
     const check = (label: string, got: Float32Array, ref: Float32Array) => {
-      if (!(maxDiff(got, ref) <= 1e-4 * maxAbs(ref))) bad.push(`${label} ${maxDiff(got, ref)} vs ${maxAbs(ref)}`);
+      if (!(maxAbsDiff(got, ref) <= 1e-4 * maxAbs(ref))) bad.push(`${label} ${maxAbsDiff(got, ref)} vs ${maxAbs(ref)}`);
     };
     check('loss', Float32Array.of(r.loss), f32('loss.npy'));
     check('unet_out', r.prediction, f32('unet_out.npy'));
@@ -83,7 +82,7 @@ describe('LoraTiStepper', () => {
     // One optimiser step: every LoRA matrix and the rows move; loss changes.
     const before = new Map([...s.params].map(([k, v]) => [k, Float32Array.from(v)]));
     await s.step(batch());
-    for (const [k, v] of s.params) expect(maxDiff(v, before.get(k) as Float32Array), k).toBeGreaterThan(0);
+    for (const [k, v] of s.params) expect(maxAbsDiff(v, before.get(k) as Float32Array), k).toBeGreaterThan(0);
     const after = await s.gradients(batch());
     expect(after.loss).not.toBe(r.loss);
     // Export keys.
@@ -113,13 +112,13 @@ describe('LoraTiStepper', () => {
     const fresh = await (await makeStepper('ti+db', undefined, true)).gradients(b);
     const g0 = await ti.gradients(b);
     expect(g0.loss).toBeCloseTo(fresh.loss, 6);
-    expect(maxDiff(g0.gradients.get('ti.rows') as Float32Array, fresh.gradients.get('ti.rows') as Float32Array)).toBeLessThan(
+    expect(maxAbsDiff(g0.gradients.get('ti.rows') as Float32Array, fresh.gradients.get('ti.rows') as Float32Array)).toBeLessThan(
       1e-6,
     );
     const before = new Map([...ti.params].map(([k, v]) => [k, Float32Array.from(v)]));
     await ti.step(b);
     for (const [k, v] of ti.params) {
-      const moved = maxDiff(v, before.get(k) as Float32Array) > 0;
+      const moved = maxAbsDiff(v, before.get(k) as Float32Array) > 0;
       expect(moved, k).toBe(k === 'ti.rows');
     }
     const s = await makeStepper('ti+db');
@@ -163,7 +162,7 @@ describe('LoraTiStepper', () => {
       });
       const enc = await sd.encodePrompts(['a photo of a <class_0> bird', 'a photo of a <class_1> bird']);
       expect(enc.ids.flat()).toEqual(Array.from(b.inputIds));
-      expect(maxDiff(enc.data, r.encoderHiddenStates)).toBeLessThanOrEqual(1e-5);
+      expect(maxAbsDiff(enc.data, r.encoderHiddenStates)).toBeLessThanOrEqual(1e-5);
       for (let i = 0; i < 2; i++) {
         const pred = await sd.unet.predict(
           b.noisyLatents.slice(i * 256, (i + 1) * 256),
@@ -172,7 +171,7 @@ describe('LoraTiStepper', () => {
           r.encoderHiddenStates.slice(i * 77 * 32, (i + 1) * 77 * 32),
           [1, 77, 32],
         );
-        expect(maxDiff(pred, r.prediction.slice(i * 256, (i + 1) * 256))).toBeLessThanOrEqual(1e-5);
+        expect(maxAbsDiff(pred, r.prediction.slice(i * 256, (i + 1) * 256))).toBeLessThanOrEqual(1e-5);
       }
     },
     120_000,

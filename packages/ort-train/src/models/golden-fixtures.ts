@@ -28,16 +28,4 @@ export function readGoldenJson<T = unknown>(...parts: string[]): T {
   return JSON.parse(readFileSync(goldenPath(...parts), 'utf8')) as T;
 }
 
-/** max |a − b| */
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
-  return m;
-}
-
-export function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] as number));
-  return m;
-}
+export { maxAbs, maxAbsDiff } from '@diffmix/tooling/testing';

@@ -33,15 +33,4 @@ export function goldenResnetState(arch: 'resnet18' | 'resnet50'): ModelState {
   return out;
 }
 
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
-  return m;
-}
-
-export function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] as number));
-  return m;
-}
+export { maxAbs, maxAbsDiff } from '@diffmix/tooling/testing';
