@@ -45,6 +45,33 @@ describe('elementwise with broadcasting', () => {
     const x = p('x', [2, 3]);
     return g.node('Add', [g.node('Add', [g.node('Mul', [x, p('a', [3])]), x]), g.node('Exp', [x])]);
   });
+  it('a broadcast MatMul gradient with static shapes reduces over known axes (no run-time Shape / NonZero)', () => {
+    const g = new GraphCtor();
+    g.addInitializer(
+      'a',
+      tensorOf(
+        'float32',
+        [3, 4],
+        Array.from({ length: 12 }, (_, i) => i / 7),
+      ),
+    );
+    g.addInitializer(
+      'b',
+      tensorOf(
+        'float32',
+        [2, 4, 5],
+        Array.from({ length: 40 }, (_, i) => Math.sin(i)),
+      ),
+    );
+    const l = g.node('ReduceSum', [g.node('MatMul', ['a', 'b'])], { keepdims: 0 });
+    g.addOutput(l, 'float32', []);
+    const ops = buildGradientGraph(g, { loss: l, wrt: ['a', 'b'] }).graph.nodes.map((n) => n.opType);
+    expect(ops).not.toContain('NonZero');
+    expect(ops).not.toContain('Shape');
+  });
+  fd('MatMul [3,4] · [2,4,5] (lhs broadcast over the batch)', 'float64', (g, p) =>
+    g.node('MatMul', [p('a', [3, 4]), p('b', [2, 4, 5])]),
+  );
   it('accumulates fan-out gradients with Add, not Sum (ORT WebGPU has no Sum kernel)', () => {
     const g = new GraphCtor();
     g.addInitializer('x', tensorOf('float32', [2, 3], [1, 2, 3, 4, 5, 6]));

@@ -152,6 +152,16 @@ describe('buildUnet', () => {
     }
   });
 
+  it('reading weights out of a graph of another config names the module it cannot find', () => {
+    const config = unetConfigFromDiffusers(TINY);
+    const graph = buildUnet(config, { rng: Rng.fromSeed(1) }).graph;
+    const deeper = unetConfigFromDiffusers({ ...TINY, layers_per_block: 2 });
+    expect(() => unetStateFromGraph(graph, deeper, '/m/unet/model.onnx')).toThrow(ModelFormatError);
+    expect(() => unetStateFromGraph(graph, deeper, '/m/unet/model.onnx')).toThrow(
+      /\/m\/unet\/model\.onnx.*no \w+ node \/down_blocks\.0\/(attentions|resnets)\.1\//,
+    );
+  });
+
   it('a state with a missing or misshaped tensor is an error naming the key', () => {
     const config = unetConfigFromDiffusers(TINY);
     const state = unetStateFromGraph(buildUnet(config, { rng: Rng.fromSeed(1) }).graph, config);
