@@ -13,6 +13,8 @@ Cross-check:       python3 torch_sd_unet.py --device cpu --config unet/config.js
                        --inputs DIR --out DIR
   reads sample.npy (or noisy_latents.npy), timestep.npy (or timesteps.npy), encoder_hidden_states.npy,
   writes out_sample.npy; if DIR has noise.npy also loss.npy and lora_grads/<diffusers lora key>.npy.
+  A diffusers-keyed unet.safetensors for an exported ONNX UNet: node tooling/device/unet-state.mjs;
+  a LoRA trained by @diffmix/lora-finetune against this script: node tooling/device/lora-roundtrip.mjs.
 Prints one JSON document on stdout; progress goes to stderr.
 """
 import argparse
